@@ -1,0 +1,217 @@
+"""US–Mexico border data: ports of entry, the boundary, wait profiles and live waits.
+
+:class:`BorderData` is immutable and versioned like a layer: a new feed or
+profile set is a new object swapped in whole, and its version enters the cache
+key of any route that crosses.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, Polygon, shape
+
+from geodata.geometry import haversine_km
+from geodata.route import RoutePath
+from geodata.timezones import hour_of_week, utc_offset_seconds
+
+LANES = ("standard", "fast")
+# Southbound commercial traffic queues at Mexican customs; no public feed, so a flat default.
+SOUTHBOUND_DEFAULT_WAIT_MINUTES = 20.0
+# side flips at one port closer than this along the route are a route hugging the line, not two passages
+FLIP_KM = 5.0
+
+
+@dataclass(frozen=True)
+class Port:
+    """A commercial land port of entry (coordinates of the cargo facility)."""
+
+    port_number: str
+    port_name: str
+    crossing_name: str
+    mx_city: str
+    mx_state: str
+    us_state: str
+    lat: float
+    lng: float
+    time_zone: str
+    commercial_lanes: int
+    fast_lanes: int
+
+
+@dataclass(frozen=True)
+class WaitObservation:
+    """One live commercial-lane reading (CBP Border Wait Times)."""
+
+    port_number: str
+    lane: str
+    wait_minutes: float | None
+    observed_at_s: int
+    operational_status: str = ""
+    lanes_open: int = 0
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class WaitEstimate:
+    """The expected wait for a lane at a time, with where it came from."""
+
+    minutes: float
+    source: str  # "live", "historical" or "default"
+    observed_at_s: int = 0
+    closed: bool = False
+    operational_status: str = ""
+    lanes_open: int = 0
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A place where a route crosses the boundary at a port."""
+
+    port: Port
+    vertex_index: int  # last route vertex before the crossing
+    direction: str  # "northbound" or "southbound"
+
+
+@dataclass(frozen=True)
+class BorderData:
+    """Ports, boundary, hour-of-week wait profiles and the latest live observations."""
+
+    ports: tuple[Port, ...]
+    boundary: LineString
+    profiles: Mapping[tuple[str, str], np.ndarray]  # (port, lane) -> 168 minutes, local time
+    profile_source: str = "default"
+    observations: Mapping[tuple[str, str], WaitObservation] = field(default_factory=dict)
+    version: str = ""
+
+    def port(self, port_number: str) -> Port | None:
+        return next((p for p in self.ports if p.port_number == port_number), None)
+
+    def expected_wait(self, port: Port, lane: str, at_utc_s: int, live_max_age_s: int) -> WaitEstimate:
+        """Live reading when fresh enough, else the profile at the port's local hour of week."""
+        live = self.observations.get((port.port_number, lane))
+        if live is not None and 0 <= at_utc_s - live.observed_at_s <= live_max_age_s:
+            if live.closed or live.wait_minutes is None:
+                return WaitEstimate(0.0, "live", live.observed_at_s, live.closed, live.operational_status)
+            return WaitEstimate(
+                live.wait_minutes, "live", live.observed_at_s, False, live.operational_status, live.lanes_open
+            )
+        local = at_utc_s + utc_offset_seconds(port.time_zone, at_utc_s)
+        how = int(hour_of_week(np.array([local]))[0])
+        profile = self.profiles.get((port.port_number, lane))
+        if profile is None:
+            profile = self.profiles.get((port.port_number, "standard"), np.zeros(168))
+        return WaitEstimate(float(profile[how]), self.profile_source)
+
+    def with_observations(self, observations: Mapping[tuple[str, str], WaitObservation]) -> BorderData:
+        """A new version with these live observations."""
+        return _versioned(replace(self, observations=dict(observations)))
+
+
+def load_border_data(ports_csv: Path, boundary_geojson: Path, profiles_json: Path) -> BorderData:
+    """Load the seed (or configured) border files into a versioned :class:`BorderData`."""
+    ports = tuple(_read_ports(ports_csv))
+    boundary = _read_boundary(boundary_geojson)
+    document = json.loads(Path(profiles_json).read_text(encoding="utf-8"))
+    profiles = {
+        (number, lane): np.asarray(values, dtype=np.float64)
+        for number, lanes in document["ports"].items()
+        for lane, values in lanes.items()
+    }
+    source = str(document.get("source", "default"))
+    return _versioned(BorderData(ports, boundary, profiles, source))
+
+
+def _read_ports(path: Path) -> list[Port]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [
+            Port(
+                port_number=row["port_number"],
+                port_name=row["port_name"],
+                crossing_name=row["crossing_name"],
+                mx_city=row["mx_city"],
+                mx_state=row["mx_state"],
+                us_state=row["us_state"],
+                lat=float(row["latitude"]),
+                lng=float(row["longitude"]),
+                time_zone=row["time_zone"],
+                commercial_lanes=int(row["commercial_lanes"] or 0),
+                fast_lanes=int(row["fast_lanes"] or 0),
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def _read_boundary(path: Path) -> LineString:
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    geometry = document["geometry"] if document.get("type") == "Feature" else document
+    line = shape(geometry)
+    if not isinstance(line, LineString):
+        raise ValueError(f"{path}: boundary must be a LineString")
+    return line
+
+
+def _versioned(data: BorderData) -> BorderData:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([p.__dict__ for p in data.ports], sort_keys=True).encode())
+    digest.update(data.boundary.wkb)
+    for key in sorted(data.profiles):
+        digest.update(repr(key).encode())
+        digest.update(np.ascontiguousarray(data.profiles[key]).tobytes())
+    for key in sorted(data.observations):
+        digest.update(json.dumps(data.observations[key].__dict__, sort_keys=True).encode())
+    return replace(data, version=f"border-{digest.hexdigest()[:12]}")
+
+
+def _us_side(boundary: LineString) -> Polygon:
+    """The US side of the boundary, as a polygon closed far to the north."""
+    coords = list(boundary.coords)
+    west, east = coords[0], coords[-1]
+    return Polygon(
+        [*coords, (east[0] + 20, east[1]), (east[0] + 20, 60.0), (west[0] - 20, 60.0), (west[0] - 20, west[1])]
+    )
+
+
+def detect_crossings(path: RoutePath, border: BorderData, max_port_km: float = 15.0) -> list[Crossing]:
+    """Ports where the route crosses the boundary, in travel order; none for one-sided routes."""
+    us = _us_side(border.boundary)
+    on_us_side = shapely.contains_xy(us, path.lng, path.lat)
+    changes = np.flatnonzero(on_us_side[1:] != on_us_side[:-1])
+    along_km = np.concatenate(
+        [[0.0], np.cumsum(haversine_km(path.lat[:-1], path.lng[:-1], path.lat[1:], path.lng[1:]))]
+    )
+    crossings: list[Crossing] = []
+    for index in changes:
+        port = _port_at(path, int(index), border, max_port_km)
+        if port is None:
+            continue
+        direction = "northbound" if on_us_side[index + 1] else "southbound"
+        previous = crossings[-1] if crossings else None
+        if previous and previous.port == port and along_km[index] - along_km[previous.vertex_index] < FLIP_KM:
+            # a route hugging the line near a port flips sides back and forth: keep the net passage
+            crossings.pop()
+            continue
+        crossings.append(Crossing(port, int(index), direction))
+    return crossings
+
+
+def _port_at(path: RoutePath, index: int, border: BorderData, max_port_km: float) -> Port | None:
+    """The port nearest the segment that crosses, if one is within ``max_port_km``."""
+    if not border.ports:
+        return None
+    lat = np.array([p.lat for p in border.ports])
+    lng = np.array([p.lng for p in border.ports])
+    to_start = haversine_km(lat, lng, path.lat[index], path.lng[index])
+    to_end = haversine_km(lat, lng, path.lat[index + 1], path.lng[index + 1])
+    segment_km = float(haversine_km(path.lat[index], path.lng[index], path.lat[index + 1], path.lng[index + 1]))
+    # distance to the segment, approximated by the excess of the detour through the port
+    detour = (to_start + to_end - segment_km) / 2.0
+    best = int(np.argmin(detour))
+    return border.ports[best] if detour[best] <= max_port_km else None

@@ -1,0 +1,94 @@
+"""Local time for cells: the risk layers are indexed by *local* hour of week.
+
+Mexico's zones, the US zones and the border municipalities that keep US
+daylight-saving rules (America/Tijuana, America/Ciudad_Juarez, America/Matamoros,
+America/Ojinaga...) all come from the tz database; ``tzfpy`` maps a point to its
+IANA zone offline. Lookups are made per coarse parent cell (res 5, ~9 km) and
+cached, and offsets per zone per distinct UTC hour, so a route of a thousand
+cells costs a handful of zone lookups.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import h3
+import numpy as np
+import tzfpy
+
+ZONE_RESOLUTION = 5
+HOURS_PER_WEEK = 168
+# 1970-01-01 was a Thursday: 72 hours after Monday 00:00.
+_EPOCH_HOUR_OF_WEEK = 72
+_RES_SHIFT = np.uint64(52)
+_RES_MASK = np.uint64(~(0xF << 52) & 0xFFFFFFFFFFFFFFFF)
+
+
+def parent_cells(cells: np.ndarray, resolution: int) -> np.ndarray:
+    """Vectorised ``cell_to_parent`` for cells at ``resolution`` or finer (H3 bit layout)."""
+    unused_digits = np.uint64((1 << (3 * (15 - resolution))) - 1)
+    return (cells.astype(np.uint64) & _RES_MASK) | (np.uint64(resolution) << _RES_SHIFT) | unused_digits
+
+
+@lru_cache(maxsize=65536)
+def zone_of_cell(parent: int) -> str:
+    """IANA zone at the centre of a (coarse) cell; falls back to a nautical Etc zone at sea."""
+    lat, lng = h3.cell_to_latlng(h3.int_to_str(parent))
+    return zone_at(lat, lng)
+
+
+def zone_at(lat: float, lng: float) -> str:
+    """IANA zone of a point (``Etc/GMT±N`` by longitude where no land zone applies)."""
+    name = tzfpy.get_tz(lng, lat)
+    if name:
+        return name
+    offset = round(lng / 15)
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+@lru_cache(maxsize=4096)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def utc_offset_seconds(zone: str, epoch_s: int) -> int:
+    """UTC offset of ``zone`` at a UTC instant, in seconds."""
+    moment = datetime.fromtimestamp(epoch_s, UTC)
+    offset = moment.astimezone(_zone(zone)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def hour_of_week(local_epoch_s: np.ndarray) -> np.ndarray:
+    """Hour of week (0 = Monday 00:00) of local wall-clock seconds since the epoch."""
+    hours = np.floor_divide(np.asarray(local_epoch_s, dtype=np.int64), 3600)
+    return ((hours + _EPOCH_HOUR_OF_WEEK) % HOURS_PER_WEEK).astype(np.int16)
+
+
+def zones_for_cells(cells: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Distinct zones along ``cells`` and, per cell, the index into that list."""
+    parents, inverse = np.unique(parent_cells(cells, ZONE_RESOLUTION), return_inverse=True)
+    names = [zone_of_cell(int(p)) for p in parents]
+    distinct = sorted(set(names))
+    position = {name: i for i, name in enumerate(distinct)}
+    per_parent = np.array([position[n] for n in names], dtype=np.int32)
+    return distinct, per_parent[inverse]
+
+
+def local_hour_of_week(cells: np.ndarray, utc_epoch_s: np.ndarray) -> np.ndarray:
+    """Local hour of week at each cell at the UTC instant the truck is there."""
+    utc = np.asarray(utc_epoch_s, dtype=np.int64)
+    zones, zone_index = zones_for_cells(cells)
+    offsets = np.zeros(len(utc), dtype=np.int64)
+    for i, zone in enumerate(zones):
+        mask = zone_index == i
+        offsets[mask] = _offsets_for(zone, utc[mask])
+    return hour_of_week(utc + offsets)
+
+
+def _offsets_for(zone: str, utc: np.ndarray) -> np.ndarray:
+    """Offsets per instant; one lookup per distinct UTC hour (DST changes on the hour)."""
+    hours, inverse = np.unique(utc // 3600, return_inverse=True)
+    per_hour = np.array([utc_offset_seconds(zone, int(h) * 3600) for h in hours], dtype=np.int64)
+    return per_hour[inverse]

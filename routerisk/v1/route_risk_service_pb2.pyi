@@ -1,0 +1,337 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CrossingLane(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CROSSING_LANE_UNSPECIFIED: _ClassVar[CrossingLane]
+    CROSSING_LANE_STANDARD: _ClassVar[CrossingLane]
+    CROSSING_LANE_FAST: _ClassVar[CrossingLane]
+
+class RiskLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RISK_LEVEL_UNSPECIFIED: _ClassVar[RiskLevel]
+    RISK_LEVEL_LOW: _ClassVar[RiskLevel]
+    RISK_LEVEL_MODERATE: _ClassVar[RiskLevel]
+    RISK_LEVEL_HIGH: _ClassVar[RiskLevel]
+    RISK_LEVEL_SEVERE: _ClassVar[RiskLevel]
+    RISK_LEVEL_CRITICAL: _ClassVar[RiskLevel]
+
+class WaitSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WAIT_SOURCE_UNSPECIFIED: _ClassVar[WaitSource]
+    WAIT_SOURCE_LIVE: _ClassVar[WaitSource]
+    WAIT_SOURCE_HISTORICAL: _ClassVar[WaitSource]
+    WAIT_SOURCE_DEFAULT: _ClassVar[WaitSource]
+
+class CrossingDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CROSSING_DIRECTION_UNSPECIFIED: _ClassVar[CrossingDirection]
+    CROSSING_DIRECTION_NORTHBOUND: _ClassVar[CrossingDirection]
+    CROSSING_DIRECTION_SOUTHBOUND: _ClassVar[CrossingDirection]
+CROSSING_LANE_UNSPECIFIED: CrossingLane
+CROSSING_LANE_STANDARD: CrossingLane
+CROSSING_LANE_FAST: CrossingLane
+RISK_LEVEL_UNSPECIFIED: RiskLevel
+RISK_LEVEL_LOW: RiskLevel
+RISK_LEVEL_MODERATE: RiskLevel
+RISK_LEVEL_HIGH: RiskLevel
+RISK_LEVEL_SEVERE: RiskLevel
+RISK_LEVEL_CRITICAL: RiskLevel
+WAIT_SOURCE_UNSPECIFIED: WaitSource
+WAIT_SOURCE_LIVE: WaitSource
+WAIT_SOURCE_HISTORICAL: WaitSource
+WAIT_SOURCE_DEFAULT: WaitSource
+CROSSING_DIRECTION_UNSPECIFIED: CrossingDirection
+CROSSING_DIRECTION_NORTHBOUND: CrossingDirection
+CROSSING_DIRECTION_SOUTHBOUND: CrossingDirection
+
+class LatLng(_message.Message):
+    __slots__ = ("latitude", "longitude")
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    latitude: float
+    longitude: float
+    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ...) -> None: ...
+
+class LineString(_message.Message):
+    __slots__ = ("points",)
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[LatLng]
+    def __init__(self, points: _Optional[_Iterable[_Union[LatLng, _Mapping]]] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("line", "encoded_polyline", "encoded_polyline6", "geojson")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    ENCODED_POLYLINE_FIELD_NUMBER: _ClassVar[int]
+    ENCODED_POLYLINE6_FIELD_NUMBER: _ClassVar[int]
+    GEOJSON_FIELD_NUMBER: _ClassVar[int]
+    line: LineString
+    encoded_polyline: str
+    encoded_polyline6: str
+    geojson: str
+    def __init__(self, line: _Optional[_Union[LineString, _Mapping]] = ..., encoded_polyline: _Optional[str] = ..., encoded_polyline6: _Optional[str] = ..., geojson: _Optional[str] = ...) -> None: ...
+
+class PlannedStop(_message.Message):
+    __slots__ = ("location", "dwell")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    DWELL_FIELD_NUMBER: _ClassVar[int]
+    location: LatLng
+    dwell: _duration_pb2.Duration
+    def __init__(self, location: _Optional[_Union[LatLng, _Mapping]] = ..., dwell: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ScoreRouteRequest(_message.Message):
+    __slots__ = ("route", "departure_time", "average_speed_kmh", "crossing_lane", "stops", "reference")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    DEPARTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_SPEED_KMH_FIELD_NUMBER: _ClassVar[int]
+    CROSSING_LANE_FIELD_NUMBER: _ClassVar[int]
+    STOPS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    route: Route
+    departure_time: _timestamp_pb2.Timestamp
+    average_speed_kmh: float
+    crossing_lane: CrossingLane
+    stops: _containers.RepeatedCompositeFieldContainer[PlannedStop]
+    reference: str
+    def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., average_speed_kmh: _Optional[float] = ..., crossing_lane: _Optional[_Union[CrossingLane, str]] = ..., stops: _Optional[_Iterable[_Union[PlannedStop, _Mapping]]] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class RouteSegment(_message.Message):
+    __slots__ = ("start_km", "end_km", "start", "end", "enter_time", "exit_time", "expected_incidents", "share", "incident_count", "level", "exposure")
+    START_KM_FIELD_NUMBER: _ClassVar[int]
+    END_KM_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    ENTER_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    EXPOSURE_FIELD_NUMBER: _ClassVar[int]
+    start_km: float
+    end_km: float
+    start: LatLng
+    end: LatLng
+    enter_time: _timestamp_pb2.Timestamp
+    exit_time: _timestamp_pb2.Timestamp
+    expected_incidents: float
+    share: float
+    incident_count: int
+    level: RiskLevel
+    exposure: _duration_pb2.Duration
+    def __init__(self, start_km: _Optional[float] = ..., end_km: _Optional[float] = ..., start: _Optional[_Union[LatLng, _Mapping]] = ..., end: _Optional[_Union[LatLng, _Mapping]] = ..., enter_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_incidents: _Optional[float] = ..., share: _Optional[float] = ..., incident_count: _Optional[int] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., exposure: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class Hotspot(_message.Message):
+    __slots__ = ("cell", "center", "risk", "incident_count", "last_incident_time", "expected_incidents", "pass_time")
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    CENTER_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_INCIDENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    PASS_TIME_FIELD_NUMBER: _ClassVar[int]
+    cell: str
+    center: LatLng
+    risk: float
+    incident_count: int
+    last_incident_time: _timestamp_pb2.Timestamp
+    expected_incidents: float
+    pass_time: _timestamp_pb2.Timestamp
+    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_incidents: _Optional[float] = ..., pass_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CrossingPassage(_message.Message):
+    __slots__ = ("port_number", "port_name", "crossing_name", "lane", "expected_wait_minutes", "wait_source", "observed_at", "direction", "location", "arrival_time", "closed", "expected_incidents")
+    PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CROSSING_NAME_FIELD_NUMBER: _ClassVar[int]
+    LANE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_WAIT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    ARRIVAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    port_number: str
+    port_name: str
+    crossing_name: str
+    lane: CrossingLane
+    expected_wait_minutes: float
+    wait_source: WaitSource
+    observed_at: _timestamp_pb2.Timestamp
+    direction: CrossingDirection
+    location: LatLng
+    arrival_time: _timestamp_pb2.Timestamp
+    closed: bool
+    expected_incidents: float
+    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., wait_source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[_Union[CrossingDirection, str]] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed: _Optional[bool] = ..., expected_incidents: _Optional[float] = ...) -> None: ...
+
+class ScoreRouteResponse(_message.Message):
+    __slots__ = ("score", "level", "expected_incidents", "incident_probability", "distance_km", "duration", "segments", "hotspots", "crossings", "layer_version", "cached", "exposed_duration", "departure_time", "arrival_time", "resolution", "cell_count", "reference", "layer_synthetic")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_KM_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    HOTSPOTS_FIELD_NUMBER: _ClassVar[int]
+    CROSSINGS_FIELD_NUMBER: _ClassVar[int]
+    LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    EXPOSED_DURATION_FIELD_NUMBER: _ClassVar[int]
+    DEPARTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ARRIVAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    CELL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    level: RiskLevel
+    expected_incidents: float
+    incident_probability: float
+    distance_km: float
+    duration: _duration_pb2.Duration
+    segments: _containers.RepeatedCompositeFieldContainer[RouteSegment]
+    hotspots: _containers.RepeatedCompositeFieldContainer[Hotspot]
+    crossings: _containers.RepeatedCompositeFieldContainer[CrossingPassage]
+    layer_version: str
+    cached: bool
+    exposed_duration: _duration_pb2.Duration
+    departure_time: _timestamp_pb2.Timestamp
+    arrival_time: _timestamp_pb2.Timestamp
+    resolution: int
+    cell_count: int
+    reference: str
+    layer_synthetic: bool
+    def __init__(self, score: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., expected_incidents: _Optional[float] = ..., incident_probability: _Optional[float] = ..., distance_km: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[RouteSegment, _Mapping]]] = ..., hotspots: _Optional[_Iterable[_Union[Hotspot, _Mapping]]] = ..., crossings: _Optional[_Iterable[_Union[CrossingPassage, _Mapping]]] = ..., layer_version: _Optional[str] = ..., cached: _Optional[bool] = ..., exposed_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[int] = ..., cell_count: _Optional[int] = ..., reference: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
+
+class BatchScoreRoutesRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[ScoreRouteRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[ScoreRouteRequest, _Mapping]]] = ...) -> None: ...
+
+class ScoreRouteResult(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: ScoreRouteResponse
+    error: _status_pb2.Status
+    def __init__(self, response: _Optional[_Union[ScoreRouteResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class BatchScoreRoutesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ScoreRouteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ScoreRouteResult, _Mapping]]] = ...) -> None: ...
+
+class GetCellRiskRequest(_message.Message):
+    __slots__ = ("location", "cell", "time")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    location: LatLng
+    cell: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, location: _Optional[_Union[LatLng, _Mapping]] = ..., cell: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetCellRiskResponse(_message.Message):
+    __slots__ = ("cell", "center", "resolution", "risk", "level", "incident_count", "last_incident_time", "layer_version", "time_zone", "hour_of_week", "hour_of_week_risk", "layer_synthetic")
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    CENTER_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_INCIDENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    HOUR_OF_WEEK_FIELD_NUMBER: _ClassVar[int]
+    HOUR_OF_WEEK_RISK_FIELD_NUMBER: _ClassVar[int]
+    LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    cell: str
+    center: LatLng
+    resolution: int
+    risk: float
+    level: RiskLevel
+    incident_count: int
+    last_incident_time: _timestamp_pb2.Timestamp
+    layer_version: str
+    time_zone: str
+    hour_of_week: int
+    hour_of_week_risk: _containers.RepeatedScalarFieldContainer[float]
+    layer_synthetic: bool
+    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., resolution: _Optional[int] = ..., risk: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., layer_version: _Optional[str] = ..., time_zone: _Optional[str] = ..., hour_of_week: _Optional[int] = ..., hour_of_week_risk: _Optional[_Iterable[float]] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
+
+class ListBorderCrossingsRequest(_message.Message):
+    __slots__ = ("port_number", "time")
+    PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    port_number: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, port_number: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LaneWait(_message.Message):
+    __slots__ = ("lane", "expected_wait_minutes", "source", "observed_at", "age", "operational_status", "lanes_open", "closed")
+    LANE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_WAIT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    AGE_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONAL_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LANES_OPEN_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    lane: CrossingLane
+    expected_wait_minutes: float
+    source: WaitSource
+    observed_at: _timestamp_pb2.Timestamp
+    age: _duration_pb2.Duration
+    operational_status: str
+    lanes_open: int
+    closed: bool
+    def __init__(self, lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., operational_status: _Optional[str] = ..., lanes_open: _Optional[int] = ..., closed: _Optional[bool] = ...) -> None: ...
+
+class BorderCrossing(_message.Message):
+    __slots__ = ("port_number", "port_name", "crossing_name", "mexican_city", "us_state", "location", "time_zone", "commercial_lanes", "fast_lanes", "lane_waits")
+    PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CROSSING_NAME_FIELD_NUMBER: _ClassVar[int]
+    MEXICAN_CITY_FIELD_NUMBER: _ClassVar[int]
+    US_STATE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    COMMERCIAL_LANES_FIELD_NUMBER: _ClassVar[int]
+    FAST_LANES_FIELD_NUMBER: _ClassVar[int]
+    LANE_WAITS_FIELD_NUMBER: _ClassVar[int]
+    port_number: str
+    port_name: str
+    crossing_name: str
+    mexican_city: str
+    us_state: str
+    location: LatLng
+    time_zone: str
+    commercial_lanes: int
+    fast_lanes: int
+    lane_waits: _containers.RepeatedCompositeFieldContainer[LaneWait]
+    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., mexican_city: _Optional[str] = ..., us_state: _Optional[str] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., time_zone: _Optional[str] = ..., commercial_lanes: _Optional[int] = ..., fast_lanes: _Optional[int] = ..., lane_waits: _Optional[_Iterable[_Union[LaneWait, _Mapping]]] = ...) -> None: ...
+
+class ListBorderCrossingsResponse(_message.Message):
+    __slots__ = ("crossings", "border_data_version")
+    CROSSINGS_FIELD_NUMBER: _ClassVar[int]
+    BORDER_DATA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    crossings: _containers.RepeatedCompositeFieldContainer[BorderCrossing]
+    border_data_version: str
+    def __init__(self, crossings: _Optional[_Iterable[_Union[BorderCrossing, _Mapping]]] = ..., border_data_version: _Optional[str] = ...) -> None: ...

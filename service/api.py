@@ -1,0 +1,211 @@
+"""The gRPC servicer: proto in, domain use case, proto out."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+
+import grpc
+import h3.api.basic_int as h3i
+import numpy as np
+
+from geodata.errors import InputError, InvalidRequestError, Violation
+from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
+from routerisk.v1 import route_risk_service_pb2 as pb
+from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service import convert
+from service.cache import Cache
+from service.config import Settings
+from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
+from service.scoring import ModelOptions, level_of_rate, score_route
+from service.state import ServingState, Snapshot
+
+log = logging.getLogger(__name__)
+
+CACHE_KEY_VERSION = b"score-v1"
+
+
+class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
+    """Implements routerisk.v1.RouteRiskService over a :class:`ServingState`."""
+
+    def __init__(self, state: ServingState, settings: Settings, cache: Cache) -> None:
+        self._state = state
+        self._settings = settings
+        self._cache = cache
+        self._options = ModelOptions(
+            resolution=settings.h3_resolution,
+            live_max_age_s=int(settings.border_live_max_age_minutes * 60),
+            crossing_match_km=settings.crossing_match_km,
+        )
+
+    def _snapshot(self) -> Snapshot:
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            raise NotReadyError("risk layers are still loading; retry shortly")
+        return snapshot
+
+    @grpc_errors
+    def ScoreRoute(self, request: pb.ScoreRouteRequest, context: grpc.ServicerContext) -> pb.ScoreRouteResponse:
+        return self._score(request, self._snapshot(), int(time.time()))
+
+    @grpc_errors
+    def BatchScoreRoutes(
+        self, request: pb.BatchScoreRoutesRequest, context: grpc.ServicerContext
+    ) -> pb.BatchScoreRoutesResponse:
+        count = len(request.requests)
+        if count > self._settings.max_batch_size:
+            limit = self._settings.max_batch_size
+            raise InvalidRequestError(Violation("requests", f"{count} requests exceed the batch limit of {limit}"))
+        snapshot, now_s = self._snapshot(), int(time.time())
+        results = []
+        for item in request.requests:
+            try:
+                results.append(pb.ScoreRouteResult(response=self._score(item, snapshot, now_s)))
+            except InputError as exc:
+                results.append(pb.ScoreRouteResult(error=status_for(exc)))
+        return pb.BatchScoreRoutesResponse(results=results)
+
+    def _score(self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int) -> pb.ScoreRouteResponse:
+        query = convert.parse_score_request(
+            request,
+            now_s=now_s,
+            default_speed_kmh=self._settings.default_speed_kmh,
+            max_points=self._settings.max_route_points,
+        )
+        key = self._cache_key(convert.normalized_request(request, query), snapshot)
+        cached = self._cache.get(key)
+        if cached is not None:
+            response = pb.ScoreRouteResponse.FromString(cached)
+            response.cached = True
+        else:
+            response = convert.score_response(score_route(query, snapshot.layer, snapshot.border, self._options))
+            self._cache.set(key, response.SerializeToString(), self._settings.cache_ttl_seconds)
+        response.reference = request.reference
+        return response
+
+    def _cache_key(self, normalized: bytes, snapshot: Snapshot) -> str:
+        digest = hashlib.sha256(CACHE_KEY_VERSION)
+        digest.update(f"|{snapshot.layer.version}|{snapshot.border.version}|{self._options}|".encode())
+        digest.update(normalized)
+        return digest.hexdigest()
+
+    @grpc_errors
+    def GetCellRisk(self, request: pb.GetCellRiskRequest, context: grpc.ServicerContext) -> pb.GetCellRiskResponse:
+        layer = self._snapshot().layer
+        cell = _target_cell(request, layer.resolution)
+        lat, lng = h3i.cell_to_latlng(cell)
+        zone = zone_at(lat, lng)
+        rows, found = layer.index(np.array([cell], dtype=np.uint64))
+        row, present = int(rows[0]), bool(found[0])
+        hourly = layer.intensity[row].astype(np.float64) if present else np.zeros(168)
+        how = -1
+        risk = float(hourly.mean())
+        if request.HasField("time"):
+            at = _checked_time(request.time.seconds, "time")
+            how = int(hour_of_week(np.array([at + utc_offset_seconds(zone, at)]))[0])
+            risk = float(hourly[how])
+        response = pb.GetCellRiskResponse(
+            cell=h3i.int_to_str(cell),
+            center=convert.latlng(lat, lng),
+            resolution=layer.resolution,
+            risk=risk,
+            level=convert.LEVEL_ENUM[level_of_rate(risk)],
+            incident_count=int(layer.incident_count[row]) if present else 0,
+            layer_version=layer.version,
+            time_zone=zone,
+            hour_of_week=how,
+            hour_of_week_risk=hourly.tolist(),
+            layer_synthetic=layer.synthetic,
+        )
+        if present and layer.last_incident_s[row]:
+            response.last_incident_time.CopyFrom(convert.timestamp(int(layer.last_incident_s[row])))
+        return response
+
+    @grpc_errors
+    def ListBorderCrossings(
+        self, request: pb.ListBorderCrossingsRequest, context: grpc.ServicerContext
+    ) -> pb.ListBorderCrossingsResponse:
+        border = self._snapshot().border
+        ports = border.ports
+        if request.port_number:
+            ports = tuple(p for p in ports if p.port_number == request.port_number)
+            if not ports:
+                raise NotFoundError(f"no commercial port of entry with port_number {request.port_number!r}")
+        at = _checked_time(request.time.seconds, "time") if request.HasField("time") else int(time.time())
+        max_age = self._options.live_max_age_s
+        crossings = []
+        for port in ports:
+            waits = []
+            for lane in ("standard", "fast"):
+                estimate = border.expected_wait(port, lane, at, max_age)
+                wait = pb.LaneWait(
+                    lane=convert.LANE_ENUM[lane],
+                    expected_wait_minutes=estimate.minutes,
+                    source=convert.WAIT_SOURCE_ENUM[estimate.source],
+                    operational_status=estimate.operational_status,
+                    lanes_open=estimate.lanes_open,
+                    closed=estimate.closed,
+                )
+                if estimate.observed_at_s:
+                    wait.observed_at.CopyFrom(convert.timestamp(estimate.observed_at_s))
+                    wait.age.CopyFrom(convert.duration((at - estimate.observed_at_s) / 3600))
+                waits.append(wait)
+            crossings.append(
+                pb.BorderCrossing(
+                    port_number=port.port_number,
+                    port_name=port.port_name,
+                    crossing_name=port.crossing_name,
+                    mexican_city=port.mx_city,
+                    us_state=port.us_state,
+                    location=convert.latlng(port.lat, port.lng),
+                    time_zone=port.time_zone,
+                    commercial_lanes=port.commercial_lanes,
+                    fast_lanes=port.fast_lanes,
+                    lane_waits=waits,
+                )
+            )
+        return pb.ListBorderCrossingsResponse(crossings=crossings, border_data_version=border.version)
+
+
+# Times a lookup accepts: wide enough for audits and planning, narrow enough for every time zone rule.
+EARLIEST_LOOKUP_S = 0
+LATEST_LOOKUP_S = 4_102_444_800  # 2100-01-01
+
+
+def _checked_time(seconds: int, field: str) -> int:
+    if not EARLIEST_LOOKUP_S <= seconds < LATEST_LOOKUP_S:
+        raise InvalidRequestError(Violation(field, f"time {seconds}s is outside 1970-01-01..2100-01-01"))
+    return int(seconds)
+
+
+def _target_cell(request: pb.GetCellRiskRequest, resolution: int) -> int:
+    """The layer-resolution cell a request names (a finer cell maps to its parent)."""
+    kind = request.WhichOneof("target")
+    if kind == "location":
+        lat, lng = request.location.latitude, request.location.longitude
+        bad = [
+            Violation(f"location.{name}", f"{name} {value} is out of range [-{limit:g}, {limit:g}]")
+            for name, value, limit in (("latitude", lat, 90.0), ("longitude", lng, 180.0))
+            if not math.isfinite(value) or abs(value) > limit
+        ]
+        if bad:
+            raise InvalidRequestError(bad)
+        return h3i.latlng_to_cell(lat, lng, resolution)
+    if kind == "cell":
+        try:
+            cell = h3i.str_to_int(request.cell)
+        except (ValueError, TypeError):
+            cell = 0
+        if not cell or not h3i.is_valid_cell(cell):
+            raise InvalidRequestError(Violation("cell", f"{request.cell[:40]!r} is not a valid H3 cell index"))
+        cell_res = h3i.get_resolution(cell)
+        if cell_res < resolution:
+            raise InvalidRequestError(
+                Violation(
+                    "cell", f"cell {request.cell} has resolution {cell_res}; the layer needs {resolution} or finer"
+                )
+            )
+        return h3i.cell_to_parent(cell, resolution) if cell_res > resolution else cell
+    raise InvalidRequestError(Violation("target", "set location or cell"))

@@ -1,0 +1,30 @@
+"""Server configuration from ``ROUTERISK_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn; the defaults serve the embedded seeds."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTERISK_", extra="ignore")
+
+    address: str = Field("0.0.0.0:50051", description="host:port the gRPC server listens on")
+    max_workers: int = Field(16, ge=1, le=1024, description="gRPC handler threads")
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request or response")
+    grace_seconds: float = Field(20.0, ge=0, description="time in-flight calls get on shutdown")
+    h3_resolution: int = Field(8, ge=0, le=15, description="H3 resolution of route cell chains")
+    max_route_points: int = Field(100_000, ge=2, description="most points a route may have")
+    max_batch_size: int = Field(1000, ge=1, description="most requests in one BatchScoreRoutes")
+    default_speed_kmh: float = Field(60.0, gt=0, le=150, description="speed used when a request sets none")
+    layer_path: Path | None = Field(None, description="layer artifact (.npz); unset: build the synthetic seed layer")
+    border_live_max_age_minutes: float = Field(60.0, gt=0, description="live waits older than this fall back")
+    crossing_match_km: float = Field(15.0, gt=0, description="how far a crossing may be from a port's facility")
+    cache_max_entries: int = Field(10_000, ge=0, description="in-process result cache size (0 disables)")
+    cache_ttl_seconds: float = Field(600.0, gt=0, description="result cache time to live")
+    log_level: str = Field("INFO", description="logging level")
+    log_format: str = Field("json", pattern="^(json|text)$", description="json or text logs")

@@ -1,0 +1,73 @@
+"""One place that turns domain errors into gRPC status codes.
+
+A caller's mistake is ``INVALID_ARGUMENT`` with a ``google.rpc.BadRequest``
+naming each field; nothing a caller sends may surface as ``UNKNOWN`` or
+``INTERNAL``. Unexpected failures are logged (without request data) and
+reported as ``INTERNAL``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from geodata.errors import InputError
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NotFoundError(LookupError):
+    """The named thing (port, cell) does not exist."""
+
+
+class NotReadyError(RuntimeError):
+    """The server has no layer or border data loaded yet."""
+
+
+def bad_request_status(error: InputError) -> status_pb2.Status:
+    """A ``google.rpc.Status`` carrying a ``BadRequest`` with every field violation."""
+    details = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ]
+    )
+    packed = any_pb2.Any()
+    packed.Pack(details)
+    return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error)[:1000], details=[packed])
+
+
+def status_for(exc: BaseException) -> status_pb2.Status:
+    """The status a domain error maps to."""
+    if isinstance(exc, InputError):
+        return bad_request_status(exc)
+    if isinstance(exc, NotFoundError):
+        return status_pb2.Status(code=code_pb2.NOT_FOUND, message=str(exc))
+    if isinstance(exc, NotReadyError):
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
+    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+
+
+def grpc_errors(method: F) -> F:
+    """Decorate a servicer method: domain errors become their status codes."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except (InputError, NotFoundError, NotReadyError) as exc:
+            context.abort_with_status(rpc_status.to_status(status_for(exc)))
+        except Exception:
+            log.exception("unhandled error", extra={"rpc": method.__name__})
+            context.abort_with_status(rpc_status.to_status(status_for(RuntimeError())))
+
+    return wrapper  # type: ignore[return-value]

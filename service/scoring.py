@@ -1,0 +1,395 @@
+"""The ScoreRoute use case: route → cells → timeline → layer rates → score and reasons.
+
+The model (docs/model.md):
+- every chain cell is entered at a time derived from the departure, the speed,
+  the planned stops and the border waits before it;
+- expected incidents = Σ rate(cell, local hour of week) × hours exposed there,
+  counting driving, stops (weighted by ``STOP_RISK_MULTIPLIER``: parked trucks are
+  the easiest targets) and queueing at a port of entry;
+- probability = 1 − exp(−expected); score = 100 · E / (E + ``HALF_SCORE_INCIDENTS``),
+  monotone and bounded; levels by fixed score thresholds.
+Pure numpy over the chain; no gRPC here, so it can be benchmarked in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from geodata.border import SOUTHBOUND_DEFAULT_WAIT_MINUTES, BorderData, Crossing, WaitEstimate, detect_crossings
+from geodata.cells import CellChain, nearest_chain_index, route_to_cells
+from geodata.errors import InvalidRequestError, Violation
+from geodata.geometry import haversine_km
+from geodata.layers import RiskLayer
+from geodata.route import RoutePath
+from geodata.timezones import local_hour_of_week
+
+# Expected incidents at which the score is 50 (one trip in ten thousand).
+HALF_SCORE_INCIDENTS = 1e-4
+# Lower score bounds of MODERATE, HIGH, SEVERE, CRITICAL (LOW below the first).
+LEVEL_THRESHOLDS = (20.0, 40.0, 60.0, 80.0)
+LEVELS = ("low", "moderate", "high", "severe", "critical")
+# A cell's or segment's level is the level of a trip this long spent entirely at its rate.
+REFERENCE_TRIP_HOURS = 10.0
+STOP_RISK_MULTIPLIER = 2.0
+# A planned stop farther than this from the route is a caller's mistake, not a detour.
+STOP_MAX_OFFSET_KM = 5.0
+SEGMENT_WINDOW_KM = 10.0
+MAX_SEGMENTS = 10
+MAX_HOTSPOTS = 10
+
+
+def score_from_expected(expected: float) -> float:
+    """Map expected incidents to 0..100 (monotone, 50 at ``HALF_SCORE_INCIDENTS``)."""
+    expected = max(expected, 0.0)
+    return 100.0 * expected / (expected + HALF_SCORE_INCIDENTS)
+
+
+def level_of_score(score: float) -> str:
+    """Level name for a score."""
+    return LEVELS[int(np.searchsorted(LEVEL_THRESHOLDS, score, side="right"))]
+
+
+def level_of_rate(rate_per_hour: float) -> str:
+    """Level of an hourly rate: the level of a reference trip spent at that rate."""
+    return level_of_score(score_from_expected(rate_per_hour * REFERENCE_TRIP_HOURS))
+
+
+def rate_at_level(level: str) -> float:
+    """Lowest hourly rate that reaches ``level``."""
+    score = ([0.0, *LEVEL_THRESHOLDS])[LEVELS.index(level)]
+    return HALF_SCORE_INCIDENTS * score / (100.0 - score) / REFERENCE_TRIP_HOURS
+
+
+@dataclass(frozen=True)
+class Stop:
+    lat: float
+    lng: float
+    dwell_s: float
+
+
+@dataclass(frozen=True)
+class ScoreQuery:
+    """A validated request in domain terms."""
+
+    path: RoutePath
+    departure_s: int
+    speed_kmh: float
+    lane: str = "standard"
+    stops: tuple[Stop, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    resolution: int = 8
+    live_max_age_s: int = 3600
+    crossing_match_km: float = 15.0
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    start_km: float
+    end_km: float
+    start: tuple[float, float]
+    end: tuple[float, float]
+    enter_s: float
+    exit_s: float
+    expected: float
+    share: float
+    incident_count: int
+    level: str
+    exposure_h: float
+
+
+@dataclass(frozen=True)
+class HotspotResult:
+    cell: int
+    rate: float
+    incident_count: int
+    last_incident_s: int
+    expected: float
+    pass_s: float
+
+
+@dataclass(frozen=True)
+class CrossingResult:
+    crossing: Crossing
+    lane: str
+    wait_minutes: float
+    wait_source: str
+    observed_at_s: int
+    arrival_s: float
+    closed: bool
+    expected: float
+
+
+@dataclass(frozen=True)
+class RouteScore:
+    score: float
+    level: str
+    expected: float
+    probability: float
+    distance_km: float
+    duration_h: float
+    exposed_h: float
+    departure_s: int
+    segments: tuple[SegmentResult, ...]
+    hotspots: tuple[HotspotResult, ...]
+    crossings: tuple[CrossingResult, ...]
+    layer_version: str
+    layer_synthetic: bool
+    resolution: int
+    cell_count: int
+
+
+@dataclass
+class _Timeline:
+    """Hours spent per chain cell and when the truck enters it."""
+
+    drive_h: np.ndarray
+    dwell_h: np.ndarray
+    wait_h: np.ndarray
+    enter_s: np.ndarray
+
+
+def score_route(query: ScoreQuery, layer: RiskLayer, border: BorderData, options: ModelOptions) -> RouteScore:
+    """Score one trip against one layer and one border data version (never a mix)."""
+    chain = route_to_cells(query.path, options.resolution)
+    if chain.resolution != layer.resolution:
+        chain = route_to_cells(query.path, layer.resolution)
+    along_km = _vertex_km(query.path)
+    timeline = _timeline(chain, query, along_km)
+    crossing_rows = _place_crossings(query, border, options, chain, along_km, timeline)
+    drive_mid_s = timeline.enter_s + (timeline.wait_h + timeline.drive_h / 2) * 3600.0
+    drive_rates = layer.rates(chain.cells, _hours(chain.cells, drive_mid_s))
+    expected_cells = drive_rates * timeline.drive_h
+    expected_cells += _stop_expected(chain, layer, timeline)
+    crossings = tuple(_crossing_results(crossing_rows, chain, layer, timeline, query.lane))
+    for row, result in zip((r for r, _, _ in crossing_rows), crossings, strict=True):
+        expected_cells[row] += result.expected
+    expected = float(expected_cells.sum())
+    score = score_from_expected(expected)
+    high = drive_rates >= rate_at_level("high")
+    exposed_h = float((timeline.drive_h + timeline.dwell_h)[high].sum() + timeline.wait_h.sum())
+    duration_h = float((timeline.drive_h + timeline.dwell_h + timeline.wait_h).sum())
+    return RouteScore(
+        score=score,
+        level=level_of_score(score),
+        expected=expected,
+        probability=float(-np.expm1(-expected)),
+        distance_km=chain.total_km,
+        duration_h=duration_h,
+        exposed_h=exposed_h,
+        departure_s=query.departure_s,
+        segments=_segments(chain, query.path, along_km, layer, timeline, expected_cells),
+        hotspots=_hotspots(chain, layer, timeline, expected_cells, drive_rates),
+        crossings=crossings,
+        layer_version=layer.version,
+        layer_synthetic=layer.synthetic,
+        resolution=chain.resolution,
+        cell_count=len(chain.cells),
+    )
+
+
+def _vertex_km(path: RoutePath) -> np.ndarray:
+    steps = haversine_km(path.lat[:-1], path.lng[:-1], path.lat[1:], path.lng[1:])
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def _chain_row(chain: CellChain, km: float) -> int:
+    """Chain entry holding the point ``km`` along the route."""
+    row = int(np.searchsorted(chain.start_km, km, side="right")) - 1
+    return min(max(row, 0), len(chain.cells) - 1)
+
+
+def _timeline(chain: CellChain, query: ScoreQuery, along_km: np.ndarray) -> _Timeline:
+    drive_h = chain.length_km / query.speed_kmh
+    dwell_h = np.zeros(len(chain.cells))
+    for i, stop in enumerate(query.stops):
+        position = nearest_chain_index(chain, query.path, stop.lat, stop.lng)
+        if position.offset_km > STOP_MAX_OFFSET_KM:
+            raise InvalidRequestError(
+                Violation(
+                    f"stops[{i}].location",
+                    f"stop is {position.offset_km:.1f} km from the route (at most {STOP_MAX_OFFSET_KM:g} km)",
+                )
+            )
+        dwell_h[position.index] += stop.dwell_s / 3600.0
+    timeline = _Timeline(drive_h, dwell_h, np.zeros(len(chain.cells)), np.zeros(len(chain.cells)))
+    _refresh_enter_times(timeline, query.departure_s)
+    return timeline
+
+
+def _refresh_enter_times(timeline: _Timeline, departure_s: int) -> None:
+    spent_h = timeline.wait_h + timeline.drive_h + timeline.dwell_h
+    before_h = np.concatenate([[0.0], np.cumsum(spent_h)[:-1]])
+    timeline.enter_s = departure_s + before_h * 3600.0
+
+
+def _hours(cells: np.ndarray, utc_s: np.ndarray) -> np.ndarray:
+    return local_hour_of_week(cells, np.floor(utc_s).astype(np.int64))
+
+
+def _place_crossings(
+    query: ScoreQuery,
+    border: BorderData,
+    options: ModelOptions,
+    chain: CellChain,
+    along_km: np.ndarray,
+    timeline: _Timeline,
+) -> list[tuple[int, Crossing, WaitEstimate]]:
+    """Find crossings, then wait at each at its arrival time (earlier waits delay later ones)."""
+    rows = []
+    for crossing in detect_crossings(query.path, border, options.crossing_match_km):
+        i = crossing.vertex_index
+        segment = along_km[i + 1] - along_km[i]
+        to_port = float(haversine_km(query.path.lat[i], query.path.lng[i], crossing.port.lat, crossing.port.lng))
+        row = _chain_row(chain, float(along_km[i] + min(to_port, segment)))
+        arrival_s = int(timeline.enter_s[row])
+        if crossing.direction == "northbound":
+            estimate = border.expected_wait(crossing.port, query.lane, arrival_s, options.live_max_age_s)
+        else:
+            estimate = WaitEstimate(SOUTHBOUND_DEFAULT_WAIT_MINUTES, "default")
+        timeline.wait_h[row] += estimate.minutes / 60.0
+        _refresh_enter_times(timeline, query.departure_s)
+        rows.append((row, crossing, estimate))
+    return rows
+
+
+def _stop_expected(chain: CellChain, layer: RiskLayer, timeline: _Timeline) -> np.ndarray:
+    out = np.zeros(len(chain.cells))
+    rows = np.flatnonzero(timeline.dwell_h > 0)
+    if len(rows):
+        mid_s = (
+            timeline.enter_s[rows]
+            + (timeline.wait_h[rows] + timeline.drive_h[rows] + timeline.dwell_h[rows] / 2) * 3600
+        )
+        rates = layer.rates(chain.cells[rows], _hours(chain.cells[rows], mid_s))
+        out[rows] = rates * timeline.dwell_h[rows] * STOP_RISK_MULTIPLIER
+    return out
+
+
+def _crossing_results(
+    rows: list[tuple[int, Crossing, WaitEstimate]], chain: CellChain, layer: RiskLayer, timeline: _Timeline, lane: str
+) -> Iterator[CrossingResult]:
+    for row, crossing, estimate in rows:
+        queue_mid_s = timeline.enter_s[row] + timeline.wait_h[row] * 1800
+        cell = chain.cells[row : row + 1]
+        rate = float(layer.rates(cell, _hours(cell, np.array([queue_mid_s])))[0])
+        wait_h = estimate.minutes / 60.0
+        yield CrossingResult(
+            crossing=crossing,
+            lane=lane,
+            wait_minutes=estimate.minutes,
+            wait_source=estimate.source,
+            observed_at_s=estimate.observed_at_s,
+            arrival_s=float(timeline.enter_s[row]),
+            closed=estimate.closed,
+            expected=rate * wait_h,
+        )
+
+
+def _segments(
+    chain: CellChain,
+    path: RoutePath,
+    along_km: np.ndarray,
+    layer: RiskLayer,
+    timeline: _Timeline,
+    expected_cells: np.ndarray,
+) -> tuple[SegmentResult, ...]:
+    """Runs of ~10 km windows at MODERATE density or above (else the riskiest window)."""
+    total = float(expected_cells.sum())
+    if total <= 0:
+        return ()
+    window = np.floor((chain.start_km + chain.length_km / 2) / SEGMENT_WINDOW_KM).astype(np.int64)
+    n = int(window.max()) + 1
+    spent_h = timeline.drive_h + timeline.dwell_h + timeline.wait_h
+    win_expected = np.bincount(window, weights=expected_cells, minlength=n)
+    win_hours = np.bincount(window, weights=spent_h, minlength=n)
+    density = np.divide(win_expected, win_hours, out=np.zeros(n), where=win_hours > 0)
+    marked = density >= rate_at_level("moderate")
+    if not marked.any():
+        marked[int(np.argmax(win_expected))] = True
+    runs = _runs(marked)
+    counts = _own_counts(chain, layer)
+    results = []
+    for first, last in runs:
+        rows = np.flatnonzero((window >= first) & (window <= last))
+        seg_expected = float(expected_cells[rows].sum())
+        hours = float(spent_h[rows].sum())
+        start_km = float(chain.start_km[rows[0]])
+        end_km = float(chain.start_km[rows[-1]] + chain.length_km[rows[-1]])
+        results.append(
+            SegmentResult(
+                start_km=start_km,
+                end_km=end_km,
+                start=_point_at(path, along_km, start_km),
+                end=_point_at(path, along_km, end_km),
+                enter_s=float(timeline.enter_s[rows[0]]),
+                exit_s=float(timeline.enter_s[rows[-1]] + spent_h[rows[-1]] * 3600),
+                expected=seg_expected,
+                share=seg_expected / total,
+                incident_count=int(counts[rows].sum()),
+                level=level_of_rate(seg_expected / hours if hours > 0 else 0.0),
+                exposure_h=hours,
+            )
+        )
+    top = sorted(results, key=lambda s: s.expected, reverse=True)[:MAX_SEGMENTS]
+    return tuple(sorted(top, key=lambda s: s.start_km))
+
+
+def _runs(marked: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indices of consecutive True runs."""
+    edges = np.diff(np.concatenate([[0], marked.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _own_counts(chain: CellChain, layer: RiskLayer) -> np.ndarray:
+    rows, found = layer.index(chain.cells)
+    if len(layer.cells) == 0:
+        return np.zeros(len(chain.cells), dtype=np.int64)
+    return np.where(found, layer.incident_count[rows], 0)
+
+
+def _point_at(path: RoutePath, along_km: np.ndarray, km: float) -> tuple[float, float]:
+    """Point ``km`` along the route (linear between vertices; good to metres at vertex spacing)."""
+    i = int(np.clip(np.searchsorted(along_km, km, side="right") - 1, 0, len(along_km) - 2))
+    span = along_km[i + 1] - along_km[i]
+    t = 0.0 if span <= 0 else min(max((km - along_km[i]) / span, 0.0), 1.0)
+    lat = path.lat[i] + t * (path.lat[i + 1] - path.lat[i])
+    lng = path.lng[i] + t * (path.lng[i + 1] - path.lng[i])
+    return float(lat), float(lng)
+
+
+def _hotspots(
+    chain: CellChain,
+    layer: RiskLayer,
+    timeline: _Timeline,
+    expected_cells: np.ndarray,
+    rates: np.ndarray,
+) -> tuple[HotspotResult, ...]:
+    """The cells contributing most to this trip's expected incidents."""
+    cells, first, inverse = np.unique(chain.cells, return_index=True, return_inverse=True)
+    per_cell = np.bincount(inverse, weights=expected_cells)
+    peak = np.zeros(len(cells))
+    np.maximum.at(peak, inverse, rates)
+    order = [i for i in np.argsort(-per_cell, kind="stable")[:MAX_HOTSPOTS] if per_cell[i] > 0]
+    rows, found = layer.index(cells[order]) if order else (np.array([], dtype=np.intp), np.array([], dtype=bool))
+    out = []
+    for k, i in enumerate(order):
+        present = bool(found[k])
+        out.append(
+            HotspotResult(
+                cell=int(cells[i]),
+                rate=float(peak[i]),
+                incident_count=int(layer.incident_count[rows[k]]) if present else 0,
+                last_incident_s=int(layer.last_incident_s[rows[k]]) if present else 0,
+                expected=float(per_cell[i]),
+                pass_s=float(timeline.enter_s[first[i]]),
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,110 @@
+"""Server assembly and lifecycle: bind, load data behind a NOT_SERVING health
+status, serve, and drain on SIGTERM/SIGINT (health NOT_SERVING, then ``stop(grace)``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from routerisk.v1 import route_risk_service_pb2 as pb
+from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service import logs
+from service.api import RouteRiskServicer
+from service.cache import Cache, InProcessCache, NullCache
+from service.config import Settings
+from service.state import ServingState, load_initial_snapshot
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteRiskService"].full_name
+
+
+@dataclass
+class RunningServer:
+    """A started server and the handles needed to load data into it and stop it."""
+
+    server: grpc.Server
+    health: health.HealthServicer
+    state: ServingState
+    port: int
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+    def stop(self, grace: float) -> None:
+        """Refuse new calls, let in-flight ones finish within ``grace`` seconds."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def make_cache(settings: Settings) -> Cache:
+    return InProcessCache(settings.cache_max_entries) if settings.cache_max_entries > 0 else NullCache()
+
+
+def start_server(settings: Settings, state: ServingState | None = None) -> RunningServer:
+    """Bind and start; health says NOT_SERVING until :func:`load_data` succeeds."""
+    state = state or ServingState()
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options)
+    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, make_cache(settings)), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.address)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.address}")
+    server.start()
+    running = RunningServer(server, health_servicer, state, port)
+    running.set_serving(False)
+    return running
+
+
+def load_data(running: RunningServer, settings: Settings) -> None:
+    """Load the configured (or seed) layer and border data, then report SERVING."""
+    snapshot = load_initial_snapshot(settings)
+    running.state.activate(snapshot.layer, snapshot.border)
+    running.set_serving(True)
+    log.info(
+        "serving",
+        extra={
+            "port": running.port,
+            "layer_version": snapshot.layer.version,
+            "layer_synthetic": snapshot.layer.synthetic,
+            "layer_cells": len(snapshot.layer.cells),
+            "border_version": snapshot.border.version,
+        },
+    )
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; exit code 0 after a clean drain."""
+    logs.configure(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    running = start_server(settings)
+    log.info("listening", extra={"address": settings.address, "port": running.port})
+    try:
+        load_data(running, settings)
+    except Exception:
+        log.exception("loading layers failed")
+        running.stop(0)
+        return 1
+    stop.wait()
+    log.info("draining", extra={"grace_seconds": settings.grace_seconds})
+    running.stop(settings.grace_seconds)
+    log.info("stopped")
+    return 0
