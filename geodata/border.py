@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,13 @@ class BorderData:
     profile_source: str = "default"
     observations: Mapping[tuple[str, str], WaitObservation] = field(default_factory=dict)
     version: str = ""
+
+    @cached_property
+    def us_side(self) -> Polygon:
+        """The US side of the boundary, closed far to the north (prepared for fast point tests)."""
+        polygon = _us_side(self.boundary)
+        shapely.prepare(polygon)
+        return polygon
 
     def port(self, port_number: str) -> Port | None:
         return next((p for p in self.ports if p.port_number == port_number), None)
@@ -181,8 +189,7 @@ def _us_side(boundary: LineString) -> Polygon:
 
 def detect_crossings(path: RoutePath, border: BorderData, max_port_km: float = 15.0) -> list[Crossing]:
     """Ports where the route crosses the boundary, in travel order; none for one-sided routes."""
-    us = _us_side(border.boundary)
-    on_us_side = shapely.contains_xy(us, path.lng, path.lat)
+    on_us_side = shapely.contains_xy(border.us_side, path.lng, path.lat)
     changes = np.flatnonzero(on_us_side[1:] != on_us_side[:-1])
     along_km = np.concatenate(
         [[0.0], np.cumsum(haversine_km(path.lat[:-1], path.lng[:-1], path.lat[1:], path.lng[1:]))]

@@ -322,8 +322,12 @@ def nearest_chain_index(chain: CellChain, path: RoutePath, lat: float, lng: floa
 
     The point is projected on every segment's great circle (clamped to the segment);
     the closest projection gives the distance along the route, and the chain entry
-    whose ``[start_km, start_km + length_km)`` holds it is returned.
+    whose ``[start_km, start_km + length_km)`` holds it is returned.  ``chain`` must
+    have been built from ``path``.  Where the route passes the same place twice the
+    first (closest) segment wins.
     """
+    if not (abs(lat) <= 90.0 and abs(lng) <= 180.0):  # also rejects NaN
+        raise ValueError(f"point ({lat!r}, {lng!r}) is not a valid latitude/longitude")
     xyz = to_xyz(path.lat, path.lng)
     p = to_xyz(np.array([lat], dtype=np.float64), np.array([lng], dtype=np.float64))[0]
     a, b = xyz[:-1], xyz[1:]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gpxpy
-import gpxpy.gpx
 import numpy as np
 
 from geodata.errors import InvalidRouteError, Violation
@@ -104,7 +103,7 @@ def _validated(
     if bad:
         raise InvalidRouteError(bad)
     if not _has_two_distinct(lat, lng):
-        distinct = "no points" if n == 0 else f"{n} point(s), all identical"
+        distinct = {0: "no points", 1: "1 point"}.get(n, f"{n} points, all identical")
         raise InvalidRouteError(
             Violation(field, f"needs at least two distinct points (got {distinct})")
         )
@@ -303,7 +302,7 @@ def from_geojson(
     except (TypeError, ValueError) as exc:
         raise InvalidRouteError(Violation(field, f"is not valid JSON: {exc}")) from None
     coords, path = _find_linestring(doc, field)
-    lat, lng = _positions(coords, path, field, max_points, bools="true" in text or "false" in text)
+    lat, lng = _positions(coords, path, field, max_points, maybe_bools="true" in text or "false" in text)
     return _validated(lat, lng, field, max_points, _item_where(field, path))
 
 
@@ -342,7 +341,7 @@ def _find_linestring(doc, field: str) -> tuple[object, str]:
 
 
 def _positions(
-    coords, path: str, field: str, max_points: int, *, bools: bool
+    coords, path: str, field: str, max_points: int, *, maybe_bools: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(coords, list):
         raise InvalidRouteError(
@@ -353,14 +352,20 @@ def _positions(
         raise InvalidRouteError(
             Violation(field, f"has {len(coords)} points, more than the limit of {max_points}")
         )
-    if not bools:  # fast path: a rectangular all-number array (no JSON booleans anywhere)
-        try:
-            arr = np.array(coords)
-        except (TypeError, ValueError):
-            arr = None
-        if arr is not None and arr.ndim == 2 and arr.shape[1] >= 2 and arr.dtype.kind in "fi":
-            arr = arr.astype(np.float64, copy=False)
-            return arr[:, 1].copy(), arr[:, 0].copy()
+    try:  # fast path: a rectangular all-number array
+        arr = np.array(coords)
+    except (TypeError, ValueError):
+        arr = None
+    if (
+        arr is not None
+        and arr.ndim == 2
+        and arr.shape[1] >= 2
+        and arr.dtype.kind in "fi"
+        # numpy silently turns JSON true/false into 1/0: look for them only if present at all
+        and not (maybe_bools and any(type(v) is bool for pos in coords for v in pos))
+    ):
+        arr = arr.astype(np.float64, copy=False)
+        return arr[:, 1].copy(), arr[:, 0].copy()
     return _positions_slow(coords, path, field)
 
 

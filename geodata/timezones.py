@@ -88,7 +88,15 @@ def local_hour_of_week(cells: np.ndarray, utc_epoch_s: np.ndarray) -> np.ndarray
 
 
 def _offsets_for(zone: str, utc: np.ndarray) -> np.ndarray:
-    """Offsets per instant; one lookup per distinct UTC hour (DST changes on the hour)."""
+    """Offsets per instant; one lookup per distinct UTC hour (DST changes on the hour).
+
+    No zone changes its offset twice within 30 days, so over a shorter span equal
+    offsets at both ends mean one offset throughout.
+    """
+    first, last = int(utc.min()), int(utc.max())
+    start = utc_offset_seconds(zone, first)
+    if last - first < 30 * 86400 and start == utc_offset_seconds(zone, last):
+        return np.full(len(utc), start, dtype=np.int64)
     hours, inverse = np.unique(utc // 3600, return_inverse=True)
     per_hour = np.array([utc_offset_seconds(zone, int(h) * 3600) for h in hours], dtype=np.int64)
     return per_hour[inverse]

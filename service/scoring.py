@@ -314,19 +314,20 @@ def _segments(
         marked[int(np.argmax(win_expected))] = True
     runs = _runs(marked)
     counts = _own_counts(chain, layer)
+    rows_of = [np.flatnonzero((window >= first) & (window <= last)) for first, last in runs]
+    start_km = np.array([chain.start_km[rows[0]] for rows in rows_of])
+    end_km = np.array([chain.start_km[rows[-1]] + chain.length_km[rows[-1]] for rows in rows_of])
+    ends = _points_at(path, along_km, np.concatenate([start_km, end_km]))
     results = []
-    for first, last in runs:
-        rows = np.flatnonzero((window >= first) & (window <= last))
+    for k, rows in enumerate(rows_of):
         seg_expected = float(expected_cells[rows].sum())
         hours = float(spent_h[rows].sum())
-        start_km = float(chain.start_km[rows[0]])
-        end_km = float(chain.start_km[rows[-1]] + chain.length_km[rows[-1]])
         results.append(
             SegmentResult(
-                start_km=start_km,
-                end_km=end_km,
-                start=_point_at(path, along_km, start_km),
-                end=_point_at(path, along_km, end_km),
+                start_km=float(start_km[k]),
+                end_km=float(end_km[k]),
+                start=ends[k],
+                end=ends[len(rows_of) + k],
                 enter_s=float(timeline.enter_s[rows[0]]),
                 exit_s=float(timeline.enter_s[rows[-1]] + spent_h[rows[-1]] * 3600),
                 expected=seg_expected,
@@ -355,14 +356,11 @@ def _own_counts(chain: CellChain, layer: RiskLayer) -> np.ndarray:
     return np.where(found, layer.incident_count[rows], 0)
 
 
-def _point_at(path: RoutePath, along_km: np.ndarray, km: float) -> tuple[float, float]:
-    """Point ``km`` along the route (linear between vertices; good to metres at vertex spacing)."""
-    i = int(np.clip(np.searchsorted(along_km, km, side="right") - 1, 0, len(along_km) - 2))
-    span = along_km[i + 1] - along_km[i]
-    t = 0.0 if span <= 0 else min(max((km - along_km[i]) / span, 0.0), 1.0)
-    lat = path.lat[i] + t * (path.lat[i + 1] - path.lat[i])
-    lng = path.lng[i] + t * (path.lng[i + 1] - path.lng[i])
-    return float(lat), float(lng)
+def _points_at(path: RoutePath, along_km: np.ndarray, km: np.ndarray) -> list[tuple[float, float]]:
+    """Points ``km`` along the route, linear between vertices (metres at vertex spacing)."""
+    lat = np.interp(km, along_km, path.lat)
+    lng = np.interp(km, along_km, path.lng)
+    return list(zip(lat.tolist(), lng.tolist(), strict=True))
 
 
 def _hotspots(

@@ -218,6 +218,17 @@ def test_nearest_chain_index() -> None:
     assert nearest_chain_index(chain, path, 18.0, -99.0).index == 0
     end = nearest_chain_index(chain, path, 23.0, -99.0)
     assert end.index == len(chain) - 1 and end.along_km == pytest.approx(chain.total_km)
+    with pytest.raises(ValueError):
+        nearest_chain_index(chain, path, float("nan"), -99.0)
+
+
+def test_nearest_chain_index_on_dense_route_vertices() -> None:
+    path = from_file(FIXTURE)
+    chain = route_to_cells(path)
+    for i in (0, 100, 700, len(path) - 1):
+        pos = nearest_chain_index(chain, path, float(path.lat[i]), float(path.lng[i]))
+        assert pos.offset_km < 1e-6
+        assert chain.cells[pos.index] == _cy.latlng_to_cell(float(path.lat[i]), float(path.lng[i]), 8)
 
 
 lat_st = st.floats(-85, 85, allow_nan=False)
@@ -303,3 +314,27 @@ def test_grid_path_fallback_still_gap_free(monkeypatch: pytest.MonkeyPatch, roun
     path = from_file(FIXTURE)
     chain = route_to_cells(path, 9)
     assert_valid_chain(chain, path)
+
+
+@pytest.mark.parametrize("res", [1, 2, 5, 8, 9, 15])
+def test_sibling_shortcut_agrees_with_h3(res: int) -> None:
+    """The numpy sibling-adjacency rule gives exactly h3's answer, pentagons included."""
+    from geodata.cells import _neighbours, _neighbours_h3
+
+    rng = np.random.default_rng(res)
+    parents = [int(p) for p in _cy.get_pentagons(res - 1)] if res > 1 else []
+    for _ in range(20):  # random parents, hexagons mostly
+        lat, lng = float(rng.uniform(-89, 89)), float(rng.uniform(-180, 180))
+        parents.append(_cy.latlng_to_cell(lat, lng, res - 1))
+    a, b = [], []
+    for parent in parents:
+        kids = [int(k) for k in _cy.cell_to_children(parent, res)]
+        ring = [int(k) for k in _cy.grid_disk(kids[0], 2)]  # some non-siblings too
+        for x in kids:
+            for y in kids + ring:
+                a.append(x)
+                b.append(y)
+    a_arr, b_arr = np.array(a, dtype=np.uint64), np.array(b, dtype=np.uint64)
+    got = _neighbours(a_arr, b_arr, res)
+    np.testing.assert_array_equal(got, _neighbours_h3(a_arr, b_arr))
+    assert got.sum() > 0 and (~got).sum() > 0
