@@ -79,16 +79,17 @@ def main() -> None:
     big_lng = np.linspace(-99.1332, -100.3161, big_n)
 
     rows = [
-        (f"route → cells (res {args.resolution}, 2,000 vertices)",
-         lambda: route_to_cells(path, args.resolution)),
+        (f"route → cells (res {args.resolution}, 2,000 vertices)", lambda: route_to_cells(path, args.resolution)),
         ("polyline p5 decode+validate (2,000 pts)", lambda: from_polyline(pl5)),
         ("polyline p6 decode+validate (2,000 pts)", lambda: from_polyline(pl6, precision=6)),
         ("GeoJSON decode+validate (2,000 pts)", lambda: from_geojson(geojson)),
         ("from_points validate (2,000 pts)", lambda: from_points(lat, lng)),
         ("from_points validate (100,000 pts)", lambda: from_points(big_lat, big_lng)),
     ]
-    print(f"route: {len(path)} vertices, {chain.total_km:.1f} km, {len(chain)} cells at res {args.resolution} "
-          f"({args.runs} runs each, python {sys.version.split()[0]}, numpy {np.__version__})")
+    print(
+        f"route: {len(path)} vertices, {chain.total_km:.1f} km, {len(chain)} cells at res {args.resolution} "
+        f"({args.runs} runs each, python {sys.version.split()[0]}, numpy {np.__version__})"
+    )
     print(f"{'operation':48s} {'p50 µs':>10s} {'p99 µs':>10s}")
     print("-" * 70)
     for name, fn in rows:

@@ -99,6 +99,21 @@ class BorderData:
         shapely.prepare(polygon)
         return polygon
 
+    @cached_property
+    def _band(self) -> tuple[float, float]:
+        lats = np.asarray(self.boundary.coords)[:, 1]
+        return float(lats.min()), float(lats.max())
+
+    def on_us_side(self, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+        """Whether each point lies on the US side; only points in the boundary's latitude band
+        need the polygon test (south of it is Mexico, north of it the US)."""
+        south, north = self._band
+        result = lat > north
+        band = np.flatnonzero((lat >= south) & (lat <= north))
+        if len(band):
+            result[band] = shapely.contains_xy(self.us_side, lng[band], lat[band])
+        return result
+
     def port(self, port_number: str) -> Port | None:
         return next((p for p in self.ports if p.port_number == port_number), None)
 
@@ -189,11 +204,9 @@ def _us_side(boundary: LineString) -> Polygon:
 
 def detect_crossings(path: RoutePath, border: BorderData, max_port_km: float = 15.0) -> list[Crossing]:
     """Ports where the route crosses the boundary, in travel order; none for one-sided routes."""
-    on_us_side = shapely.contains_xy(border.us_side, path.lng, path.lat)
+    on_us_side = border.on_us_side(path.lat, path.lng)
     changes = np.flatnonzero(on_us_side[1:] != on_us_side[:-1])
-    along_km = np.concatenate(
-        [[0.0], np.cumsum(haversine_km(path.lat[:-1], path.lng[:-1], path.lat[1:], path.lng[1:]))]
-    )
+    along_km = path.along_km
     crossings: list[Crossing] = []
     for index in changes:
         port = _port_at(path, int(index), border, max_port_km)

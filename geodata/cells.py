@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 from h3 import _cy
 
-from geodata.geometry import EARTH_RADIUS_KM, cumulative_km, to_latlng, to_xyz
+from geodata.geometry import EARTH_RADIUS_KM, to_latlng, to_xyz
 from geodata.route import RoutePath
 
 # Each round halves the longest gap; 64 rounds shrink a half-globe segment below 1e-12 m.
@@ -81,7 +81,7 @@ def route_to_cells(path: RoutePath, resolution: int = 8, *, refine_km: float | N
     """
     _check_resolution(resolution)
     refine = _check_refine(refine_km, resolution)
-    dist = cumulative_km(path.lat, path.lng)
+    dist = path.along_km
     cells = _cells_of(path.lat, path.lng, resolution)
     cells, dist = _close_gaps(cells, dist, path, resolution, refine)
     return _chain(cells, dist, resolution)
@@ -345,7 +345,7 @@ def nearest_chain_index(chain: CellChain, path: RoutePath, lat: float, lng: floa
     best = cand[which, np.arange(a.shape[0])]
     s = int(np.argmin(best))
     into = (t[s], 0.0, seg[s])[int(which[s])]
-    cum = cumulative_km(path.lat, path.lng)
+    cum = path.along_km
     along = float(min(cum[s] + into * EARTH_RADIUS_KM, cum[-1]))
     index = int(np.searchsorted(chain.start_km, along, side="right")) - 1
     return ChainPosition(max(index, 0), along, float(best[s] * EARTH_RADIUS_KM))

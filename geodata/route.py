@@ -16,13 +16,14 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import gpxpy
 import numpy as np
 
 from geodata.errors import InvalidRouteError, Violation
-from geodata.geometry import to_xyz
+from geodata.geometry import cumulative_km, to_xyz
 
 DEFAULT_MAX_POINTS = 100_000
 MAX_LISTED = 20
@@ -44,6 +45,13 @@ class RoutePath:
 
     def __len__(self) -> int:
         return int(self.lat.shape[0])
+
+    @cached_property
+    def along_km(self) -> np.ndarray:
+        """Great-circle distance along the route at each vertex (0 at the start), computed once."""
+        along = cumulative_km(self.lat, self.lng)
+        along.flags.writeable = False
+        return along
 
 
 # --------------------------------------------------------------------------- points

@@ -68,23 +68,36 @@ def hour_of_week(local_epoch_s: np.ndarray) -> np.ndarray:
 
 def zones_for_cells(cells: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Distinct zones along ``cells`` and, per cell, the index into that list."""
-    parents, inverse = np.unique(parent_cells(cells, ZONE_RESOLUTION), return_inverse=True)
-    names = [zone_of_cell(int(p)) for p in parents]
-    distinct = sorted(set(names))
+    parents = parent_cells(cells, ZONE_RESOLUTION)
+    # a route's cells come in long runs with one parent: look up one per run
+    starts = np.flatnonzero(np.concatenate([[True], parents[1:] != parents[:-1]]))
+    run_zone = [zone_of_cell(int(p)) for p in parents[starts].tolist()]
+    distinct = sorted(set(run_zone))
     position = {name: i for i, name in enumerate(distinct)}
-    per_parent = np.array([position[n] for n in names], dtype=np.int32)
-    return distinct, per_parent[inverse]
+    per_run = np.array([position[n] for n in run_zone], dtype=np.int32)
+    return distinct, np.repeat(per_run, np.diff(np.append(starts, len(parents))))
+
+
+class LocalClock:
+    """Local hours of week along a fixed list of cells: zones are looked up once."""
+
+    def __init__(self, cells: np.ndarray) -> None:
+        self._zones, self._zone_index = zones_for_cells(cells)
+
+    def hour_of_week(self, utc_epoch_s: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Local hour of week at cells ``rows`` (all when None) at the given UTC instants."""
+        utc = np.asarray(utc_epoch_s, dtype=np.int64)
+        zone_index = self._zone_index if rows is None else self._zone_index[rows]
+        offsets = np.zeros(len(utc), dtype=np.int64)
+        for i in np.unique(zone_index).tolist():
+            mask = zone_index == i
+            offsets[mask] = _offsets_for(self._zones[i], utc[mask])
+        return hour_of_week(utc + offsets)
 
 
 def local_hour_of_week(cells: np.ndarray, utc_epoch_s: np.ndarray) -> np.ndarray:
     """Local hour of week at each cell at the UTC instant the truck is there."""
-    utc = np.asarray(utc_epoch_s, dtype=np.int64)
-    zones, zone_index = zones_for_cells(cells)
-    offsets = np.zeros(len(utc), dtype=np.int64)
-    for i, zone in enumerate(zones):
-        mask = zone_index == i
-        offsets[mask] = _offsets_for(zone, utc[mask])
-    return hour_of_week(utc + offsets)
+    return LocalClock(cells).hour_of_week(utc_epoch_s)
 
 
 def _offsets_for(zone: str, utc: np.ndarray) -> np.ndarray:

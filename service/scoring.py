@@ -24,7 +24,7 @@ from geodata.errors import InvalidRequestError, Violation
 from geodata.geometry import haversine_km
 from geodata.layers import RiskLayer
 from geodata.route import RoutePath
-from geodata.timezones import local_hour_of_week
+from geodata.timezones import LocalClock
 
 # Expected incidents at which the score is 50 (one trip in ten thousand).
 HALF_SCORE_INCIDENTS = 1e-4
@@ -152,6 +152,11 @@ class _Timeline:
     dwell_h: np.ndarray
     wait_h: np.ndarray
     enter_s: np.ndarray
+    clock: LocalClock
+
+    def hours(self, utc_s: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Local hour of week at chain entries ``rows`` (all when None) at UTC instants."""
+        return self.clock.hour_of_week(np.floor(utc_s).astype(np.int64), rows)
 
 
 def score_route(query: ScoreQuery, layer: RiskLayer, border: BorderData, options: ModelOptions) -> RouteScore:
@@ -159,11 +164,11 @@ def score_route(query: ScoreQuery, layer: RiskLayer, border: BorderData, options
     chain = route_to_cells(query.path, options.resolution)
     if chain.resolution != layer.resolution:
         chain = route_to_cells(query.path, layer.resolution)
-    along_km = _vertex_km(query.path)
+    along_km = query.path.along_km
     timeline = _timeline(chain, query, along_km)
     crossing_rows = _place_crossings(query, border, options, chain, along_km, timeline)
     drive_mid_s = timeline.enter_s + (timeline.wait_h + timeline.drive_h / 2) * 3600.0
-    drive_rates = layer.rates(chain.cells, _hours(chain.cells, drive_mid_s))
+    drive_rates = layer.rates(chain.cells, timeline.hours(drive_mid_s))
     expected_cells = drive_rates * timeline.drive_h
     expected_cells += _stop_expected(chain, layer, timeline)
     crossings = tuple(_crossing_results(crossing_rows, chain, layer, timeline, query.lane))
@@ -193,11 +198,6 @@ def score_route(query: ScoreQuery, layer: RiskLayer, border: BorderData, options
     )
 
 
-def _vertex_km(path: RoutePath) -> np.ndarray:
-    steps = haversine_km(path.lat[:-1], path.lng[:-1], path.lat[1:], path.lng[1:])
-    return np.concatenate([[0.0], np.cumsum(steps)])
-
-
 def _chain_row(chain: CellChain, km: float) -> int:
     """Chain entry holding the point ``km`` along the route."""
     row = int(np.searchsorted(chain.start_km, km, side="right")) - 1
@@ -217,7 +217,8 @@ def _timeline(chain: CellChain, query: ScoreQuery, along_km: np.ndarray) -> _Tim
                 )
             )
         dwell_h[position.index] += stop.dwell_s / 3600.0
-    timeline = _Timeline(drive_h, dwell_h, np.zeros(len(chain.cells)), np.zeros(len(chain.cells)))
+    empty = np.zeros(len(chain.cells))
+    timeline = _Timeline(drive_h, dwell_h, empty.copy(), empty, LocalClock(chain.cells))
     _refresh_enter_times(timeline, query.departure_s)
     return timeline
 
@@ -226,10 +227,6 @@ def _refresh_enter_times(timeline: _Timeline, departure_s: int) -> None:
     spent_h = timeline.wait_h + timeline.drive_h + timeline.dwell_h
     before_h = np.concatenate([[0.0], np.cumsum(spent_h)[:-1]])
     timeline.enter_s = departure_s + before_h * 3600.0
-
-
-def _hours(cells: np.ndarray, utc_s: np.ndarray) -> np.ndarray:
-    return local_hour_of_week(cells, np.floor(utc_s).astype(np.int64))
 
 
 def _place_crossings(
@@ -266,7 +263,7 @@ def _stop_expected(chain: CellChain, layer: RiskLayer, timeline: _Timeline) -> n
             timeline.enter_s[rows]
             + (timeline.wait_h[rows] + timeline.drive_h[rows] + timeline.dwell_h[rows] / 2) * 3600
         )
-        rates = layer.rates(chain.cells[rows], _hours(chain.cells[rows], mid_s))
+        rates = layer.rates(chain.cells[rows], timeline.hours(mid_s, rows))
         out[rows] = rates * timeline.dwell_h[rows] * STOP_RISK_MULTIPLIER
     return out
 
@@ -277,7 +274,7 @@ def _crossing_results(
     for row, crossing, estimate in rows:
         queue_mid_s = timeline.enter_s[row] + timeline.wait_h[row] * 1800
         cell = chain.cells[row : row + 1]
-        rate = float(layer.rates(cell, _hours(cell, np.array([queue_mid_s])))[0])
+        rate = float(layer.rates(cell, timeline.hours(np.array([queue_mid_s]), np.array([row])))[0])
         wait_h = estimate.minutes / 60.0
         yield CrossingResult(
             crossing=crossing,
@@ -312,41 +309,48 @@ def _segments(
     marked = density >= rate_at_level("moderate")
     if not marked.any():
         marked[int(np.argmax(win_expected))] = True
-    runs = _runs(marked)
-    counts = _own_counts(chain, layer)
-    rows_of = [np.flatnonzero((window >= first) & (window <= last)) for first, last in runs]
-    start_km = np.array([chain.start_km[rows[0]] for rows in rows_of])
-    end_km = np.array([chain.start_km[rows[-1]] + chain.length_km[rows[-1]] for rows in rows_of])
+    first_window, last_window = _runs(marked)
+    # windows are non-decreasing along the chain, so each run is one slice of rows
+    first = np.searchsorted(window, first_window, side="left")
+    last = np.searchsorted(window, last_window, side="right") - 1
+    expected, hours, counts = (
+        _slice_sums(values, first, last) for values in (expected_cells, spent_h, _own_counts(chain, layer))
+    )
+    keep = np.sort(np.argsort(-expected, kind="stable")[:MAX_SEGMENTS])
+    first, last, expected, hours, counts = first[keep], last[keep], expected[keep], hours[keep], counts[keep]
+    start_km = chain.start_km[first]
+    end_km = chain.start_km[last] + chain.length_km[last]
     ends = _points_at(path, along_km, np.concatenate([start_km, end_km]))
-    results = []
-    for k, rows in enumerate(rows_of):
-        seg_expected = float(expected_cells[rows].sum())
-        hours = float(spent_h[rows].sum())
-        results.append(
-            SegmentResult(
-                start_km=float(start_km[k]),
-                end_km=float(end_km[k]),
-                start=ends[k],
-                end=ends[len(rows_of) + k],
-                enter_s=float(timeline.enter_s[rows[0]]),
-                exit_s=float(timeline.enter_s[rows[-1]] + spent_h[rows[-1]] * 3600),
-                expected=seg_expected,
-                share=seg_expected / total,
-                incident_count=int(counts[rows].sum()),
-                level=level_of_rate(seg_expected / hours if hours > 0 else 0.0),
-                exposure_h=hours,
-            )
+    exit_s = timeline.enter_s[last] + spent_h[last] * 3600
+    density = np.divide(expected, hours, out=np.zeros(len(hours)), where=hours > 0)
+    return tuple(
+        SegmentResult(
+            start_km=float(start_km[k]),
+            end_km=float(end_km[k]),
+            start=ends[k],
+            end=ends[len(keep) + k],
+            enter_s=float(timeline.enter_s[first[k]]),
+            exit_s=float(exit_s[k]),
+            expected=float(expected[k]),
+            share=float(expected[k] / total),
+            incident_count=int(counts[k]),
+            level=level_of_rate(float(density[k])),
+            exposure_h=float(hours[k]),
         )
-    top = sorted(results, key=lambda s: s.expected, reverse=True)[:MAX_SEGMENTS]
-    return tuple(sorted(top, key=lambda s: s.start_km))
+        for k in range(len(keep))
+    )
 
 
-def _runs(marked: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) indices of consecutive True runs."""
+def _slice_sums(values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Sums of ``values[first[k] : last[k] + 1]`` for every k."""
+    cumulative = np.concatenate([[0], np.cumsum(values)])
+    return cumulative[last + 1] - cumulative[first]
+
+
+def _runs(marked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last indices of each run of consecutive True values."""
     edges = np.diff(np.concatenate([[0], marked.astype(np.int8), [0]]))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1) - 1
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
 
 
 def _own_counts(chain: CellChain, layer: RiskLayer) -> np.ndarray:
@@ -375,7 +379,12 @@ def _hotspots(
     per_cell = np.bincount(inverse, weights=expected_cells)
     peak = np.zeros(len(cells))
     np.maximum.at(peak, inverse, rates)
-    order = [i for i in np.argsort(-per_cell, kind="stable")[:MAX_HOTSPOTS] if per_cell[i] > 0]
+    top = (
+        np.argpartition(-per_cell, MAX_HOTSPOTS)[:MAX_HOTSPOTS]
+        if len(per_cell) > MAX_HOTSPOTS
+        else np.arange(len(per_cell))
+    )
+    order = [int(i) for i in top[np.lexsort((top, -per_cell[top]))] if per_cell[i] > 0]
     rows, found = layer.index(cells[order]) if order else (np.array([], dtype=np.intp), np.array([], dtype=bool))
     out = []
     for k, i in enumerate(order):
