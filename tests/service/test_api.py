@@ -357,3 +357,26 @@ def test_response_json_uses_canonical_names(stub):
     text = json_format.MessageToJson(response)
     assert '"layerVersion"' in text and '"crossings"' in text
     assert '"WAIT_SOURCE_DEFAULT"' in text
+
+
+def test_not_serving_until_layers_are_loaded():
+    """Before data is loaded: health NOT_SERVING and scoring UNAVAILABLE (never INTERNAL)."""
+    from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+    from service.config import Settings
+    from service.server import load_data, start_server
+
+    settings = Settings(address="127.0.0.1:0")
+    running = start_server(settings)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            with pytest.raises(grpc.RpcError) as caught:
+                pb_grpc.RouteRiskServiceStub(ch).ScoreRoute(line_request(QUERETARO), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            load_data(running, settings)
+            status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        running.stop(0)
