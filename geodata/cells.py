@@ -185,8 +185,15 @@ def _close_gaps(
         return cells, dist
     lat, lng = path.lat, path.lng
     gaps = _Gaps(
-        i, np.zeros(i.size), np.ones(i.size), to_xyz(lat[i], lng[i]), to_xyz(lat[i + 1], lng[i + 1]),
-        cells[i], cells[i + 1], dist[i], dist[i + 1],
+        i,
+        np.zeros(i.size),
+        np.ones(i.size),
+        to_xyz(lat[i], lng[i]),
+        to_xyz(lat[i + 1], lng[i + 1]),
+        cells[i],
+        cells[i + 1],
+        dist[i],
+        dist[i + 1],
     )
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for _ in range(_MAX_ROUNDS):
@@ -252,8 +259,9 @@ def _bisect_scalar(gaps: _Gaps, resolution: int, refine: float, found: list) -> 
             x, y, z = a[0] + b[0], a[1] + b[1], a[2] + b[2]
             norm = math.sqrt(x * x + y * y + z * z)
             m = (x / norm, y / norm, z / norm)
-            cm = l2c(math.degrees(math.atan2(m[2], math.hypot(m[0], m[1]))),
-                     math.degrees(math.atan2(m[1], m[0])), resolution)
+            cm = l2c(
+                math.degrees(math.atan2(m[2], math.hypot(m[0], m[1]))), math.degrees(math.atan2(m[1], m[0])), resolution
+            )
             km, half = 0.5 * (ka + kb), 0.5 * w
             out.append((owner, t0 + half, cm, km))
             far = km - ka > refine
@@ -267,8 +275,17 @@ def _bisect_scalar(gaps: _Gaps, resolution: int, refine: float, found: list) -> 
     if not stuck:
         return gaps.select(np.zeros(gaps.owner.size, dtype=bool))
     o, t, w, a, b, ca, cb, ka, kb = zip(*stuck, strict=True)
-    return _Gaps(np.array(o), np.array(t), np.array(w), np.array(a), np.array(b),
-                 np.array(ca, dtype=np.uint64), np.array(cb, dtype=np.uint64), np.array(ka), np.array(kb))
+    return _Gaps(
+        np.array(o),
+        np.array(t),
+        np.array(w),
+        np.array(a),
+        np.array(b),
+        np.array(ca, dtype=np.uint64),
+        np.array(cb, dtype=np.uint64),
+        np.array(ka),
+        np.array(kb),
+    )
 
 
 def _grid_path_fallback(gaps: _Gaps) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -7,16 +7,13 @@ week, because hijackings follow local night, not UTC.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from geodata.errors import InputError, Violation
-from geodata.timezones import hour_of_week
+from geodata.errors import InputError
 
 INCIDENT_TYPES = ("hijacking", "theft_from_parked", "cargo_theft", "attempt", "other")
 CANONICAL_COLUMNS = ("id", "occurred_at", "latitude", "longitude", "type", "violent", "source")
@@ -26,77 +23,97 @@ class InvalidIncidentFileError(InputError):
     """An incident file has bad rows; it is rejected whole."""
 
 
+UNKNOWN_HOUR = -1
+
+
 @dataclass(frozen=True)
 class IncidentSet:
-    """Columnar incidents: one entry per incident."""
+    """Columnar incidents: one entry per incident (or per share of an aggregated count).
 
-    ids: np.ndarray  # str objects
+    Point incidents have ``weight`` 1 and a known local hour. Aggregated counts (SESNSP
+    municipal months) become entries placed on cells, with ``weight`` = the share of the
+    count and ``local_how`` = ``UNKNOWN_HOUR``: the layer gives them the learned profile.
+    """
+
+    ids: np.ndarray  # str objects, unique within a set
     lat: np.ndarray  # float64
     lng: np.ndarray  # float64
     utc_s: np.ndarray  # int64 epoch seconds
-    local_how: np.ndarray  # int16 local hour of week, 0 = Monday 00:00
+    local_how: np.ndarray  # int16 local hour of week, 0 = Monday 00:00; UNKNOWN_HOUR (-1) when unknown
     violent: np.ndarray  # bool
-    types: np.ndarray  # str objects
+    types: np.ndarray  # str objects, one of INCIDENT_TYPES
     sources: tuple[str, ...]
+    weight: np.ndarray | None = None  # float64; None means 1 for every entry
+    value_usd: np.ndarray | None = None  # float64, NaN where unknown; None when no column
 
     def __len__(self) -> int:
         return len(self.lat)
 
+    @property
+    def weights(self) -> np.ndarray:
+        """Per-entry weight (1 for point incidents)."""
+        return np.ones(len(self.lat)) if self.weight is None else self.weight
+
+    def select(self, mask: np.ndarray) -> IncidentSet:
+        """The entries where ``mask`` is true (for train/test splits)."""
+        columns = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+        picked = {name: None if column is None else column[mask] for name, column in columns.items()}
+        return IncidentSet(sources=self.sources, **picked)
+
+
+def concatenate(sets: list[IncidentSet]) -> IncidentSet:
+    """One set from several (ids must stay unique across them: the caller checks)."""
+
+    def cat(name: str, fill: float) -> np.ndarray | None:
+        if all(getattr(s, name) is None for s in sets):
+            return None
+        return np.concatenate(
+            [getattr(s, name) if getattr(s, name) is not None else np.full(len(s), fill) for s in sets]
+        )
+
+    return IncidentSet(
+        ids=np.concatenate([s.ids for s in sets]),
+        lat=np.concatenate([s.lat for s in sets]),
+        lng=np.concatenate([s.lng for s in sets]),
+        utc_s=np.concatenate([s.utc_s for s in sets]),
+        local_how=np.concatenate([s.local_how for s in sets]).astype(np.int16),
+        violent=np.concatenate([s.violent for s in sets]),
+        types=np.concatenate([s.types for s in sets]),
+        sources=tuple(sorted({src for s in sets for src in s.sources})),
+        weight=cat("weight", 1.0),
+        value_usd=cat("value_usd", np.nan),
+    )
+
 
 def read_canonical_csv(path: Path | str) -> IncidentSet:
-    """Read a canonical incident CSV (``occurred_at`` with an offset); all rows or none."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in CANONICAL_COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise InvalidIncidentFileError(Violation(str(path), f"missing columns: {', '.join(missing)}"))
-        return incidents_from_rows(reader, where=str(path), first_line=2)
+    """Read a canonical incident CSV (``occurred_at`` with an offset); all rows or none.
+
+    Kept for callers of the seed data: the reader is :func:`geodata.ingest.read_point_incidents`.
+    """
+    from geodata.ingest import read_point_incidents
+
+    return read_point_incidents(path)
 
 
 def incidents_from_rows(
     records: Iterable[Mapping[str, str]], *, where: str = "row", first_line: int = 1
 ) -> IncidentSet:
-    """Incidents from canonical records (dicts of column → text); every bad row is reported."""
-    rows: list[tuple[str, float, float, int, int, bool, str]] = []
-    sources: set[str] = set()
-    problems: list[Violation] = []
-    for line, record in enumerate(records, start=first_line):
-        try:
-            rows.append(_parse_row(record))
-            sources.add(record["source"])
-        except (ValueError, TypeError, KeyError) as exc:
-            problems.append(Violation(f"{where}:{line}", str(exc)))
-    if problems:
-        raise InvalidIncidentFileError(problems)
-    return _to_set(rows, tuple(sorted(sources)))
+    """Incidents from canonical records (dicts of column → text); every bad row is reported
+    (as ``{where}:{line}:{column}``), with the checks of :mod:`geodata.ingest`."""
+    import pandas as pd
 
+    from geodata.ingest import incidents_from_frame
 
-def _parse_row(record: Mapping[str, str]) -> tuple[str, float, float, int, int, bool, str]:
-    lat, lng = float(record["latitude"]), float(record["longitude"])
-    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
-        raise ValueError(f"latitude/longitude {lat}, {lng} out of range")
-    when = datetime.fromisoformat(record["occurred_at"])
-    offset = when.utcoffset()
-    if offset is None:
-        raise ValueError(f"occurred_at {record['occurred_at']!r} has no UTC offset")
-    kind = record["type"]
-    if kind not in INCIDENT_TYPES:
-        raise ValueError(f"type {kind!r} is not one of {', '.join(INCIDENT_TYPES)}")
-    utc_s = int(when.timestamp())
-    local_s = utc_s + int(offset.total_seconds())
-    violent = record["violent"].strip().lower() in ("true", "1", "yes")
-    return record["id"], lat, lng, utc_s, local_s, violent, kind
-
-
-def _to_set(rows: list[tuple[str, float, float, int, int, bool, str]], sources: tuple[str, ...]) -> IncidentSet:
-    ids, lat, lng, utc_s, local_s, violent, kinds = zip(*rows, strict=True) if rows else ((),) * 7
-    return IncidentSet(
-        ids=np.array(ids, dtype=object),
-        lat=np.array(lat, dtype=np.float64),
-        lng=np.array(lng, dtype=np.float64),
-        utc_s=np.array(utc_s, dtype=np.int64),
-        local_how=hour_of_week(np.array(local_s, dtype=np.int64)),
-        violent=np.array(violent, dtype=bool),
-        types=np.array(kinds, dtype=object),
-        sources=sources,
-    )
+    frame = pd.DataFrame.from_records(list(records))
+    if frame.empty and len(frame.columns) == 0:
+        return IncidentSet(
+            ids=np.array([], dtype=object),
+            lat=np.array([], dtype=np.float64),
+            lng=np.array([], dtype=np.float64),
+            utc_s=np.array([], dtype=np.int64),
+            local_how=np.array([], dtype=np.int16),
+            violent=np.array([], dtype=bool),
+            types=np.array([], dtype=object),
+            sources=(),
+        )
+    return incidents_from_frame(frame, name=where, first_row=first_line)

@@ -1,32 +1,40 @@
 """Risk layers: immutable H3 cell × local-hour-of-week incident intensities.
 
 A layer holds a sorted ``uint64`` array of cells and a ``float32`` matrix
-cells × 168 of *expected incidents per truck-hour* at each local hour of week.
-Smoothing (a one-ring spatial kernel, a circular ±1 h kernel, shrinkage of each
-cell's hour profile towards the global one) and recency decay happen once at
+cells × 168 of *expected incidents per truck-hour* at each local hour of week,
+plus per-cell counts, the latest incident and a 90 % interval for the weekly
+mean. Smoothing (a one-ring spatial kernel, a circular ±1 h kernel, shrinkage of
+each cell's hour profile towards the global one) and recency decay happen once at
 build time, so a whole route is scored with one ``searchsorted`` and one gather.
 The version is a content hash: same inputs, same version, and every cache key
-that includes it is invalidated by a new layer without a flush.
+that includes it changes with a new layer, without a flush. The formulas and
+their reasons are in docs/model.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import h3.api.basic_int as h3i
 import numpy as np
 
-from geodata.incidents import IncidentSet
+from geodata.incidents import UNKNOWN_HOUR, IncidentSet
 from geodata.timezones import HOURS_PER_WEEK
 
 WEEKS_PER_YEAR = 365.25 / 7
-SECONDS_PER_YEAR = 365.25 * 86400
+# one-sided 95 % normal quantile: the bounds form a 90 % interval
+Z_95 = 1.6448536269514722
+# rows processed at a time after the spatial spread, to bound peak memory
+CHUNK_ROWS = 65_536
+ARRAY_NAMES = ("cells", "intensity", "incident_count", "violent_count", "last_incident_s", "lower", "upper")
 
 
 @dataclass(frozen=True)
@@ -44,11 +52,14 @@ class BuildParams:
     # trucks assumed present in a corridor cell at any time: turns incidents per hour into per truck-hour
     trucks_per_cell: float = 10.0
     violent_weight: float = 1.5
+    # a cell with (decayed) count n keeps cw + (1 - cw)·n/(n + kappa) of it: well-observed cells barely
+    # spread, sparse ones borrow from their neighbours (0 turns this off)
+    spread_kappa: float = 5.0
     # a shorter observation period is stretched to this, so a small file cannot inflate yearly rates
     min_period_days: float = 365.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RiskLayer:
     """One immutable, versioned layer."""
 
@@ -57,12 +68,26 @@ class RiskLayer:
     intensity: np.ndarray  # float32 (n, 168), expected incidents per truck-hour
     incident_count: np.ndarray  # int32 (n,), incidents whose own cell this is
     last_incident_s: np.ndarray  # int64 (n,), epoch seconds of the latest, 0 when none
+    violent_count: np.ndarray | None = None  # int32 (n,)
+    lower: np.ndarray | None = None  # float32 (n,), 5 % bound of the weekly mean intensity
+    upper: np.ndarray | None = None  # float32 (n,), 95 % bound of the weekly mean intensity
     metadata: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""
 
     @property
     def synthetic(self) -> bool:
         return bool(self.metadata.get("synthetic", False))
+
+    @cached_property
+    def weekly_mean(self) -> np.ndarray:
+        """Mean intensity over the 168 hours of the week, per cell (float64)."""
+        return self.intensity.mean(axis=1, dtype=np.float64)
+
+    @cached_property
+    def centers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Latitude and longitude of every cell's centre (computed on first use)."""
+        points = np.array([h3i.cell_to_latlng(c) for c in self.cells.tolist()], dtype=np.float64).reshape(-1, 2)
+        return points[:, 0], points[:, 1]
 
     def index(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row of each cell in the layer and whether it is present."""
@@ -78,39 +103,74 @@ class RiskLayer:
         return np.where(found, values, 0.0)
 
 
-def build_layer(incidents: IncidentSet, params: BuildParams | None = None, **metadata: Any) -> RiskLayer:
-    """Build a layer from incidents; deterministic for the same inputs."""
+def build_layer(
+    incidents: IncidentSet,
+    params: BuildParams | None = None,
+    *,
+    road_cells: np.ndarray | None = None,
+    **metadata: Any,
+) -> RiskLayer:
+    """Build a layer from incidents; deterministic for the same inputs.
+
+    With ``road_cells`` (cells of a road layer at the layer's resolution), the spatial
+    spread goes only to neighbours on a road or with incidents of their own: risk moves
+    along the road, not into the fields beside it.
+    """
     params = params or BuildParams()
-    pairs = zip(incidents.lat.tolist(), incidents.lng.tolist(), strict=True)
-    own = [h3i.latlng_to_cell(lat, lng, params.resolution) for lat, lng in pairs]
-    own_int = np.array(own, dtype=np.uint64)
+    own = _cells_of(incidents, params.resolution)
+    source_cells, source_rows = np.unique(own, return_inverse=True)
     weights = _decayed_weights(incidents, params)
-    spread_cells, spread_rows, spread_w = _spread(own, weights, params)
-    cells, inverse = np.unique(spread_cells, return_inverse=True)
-    counts = np.zeros((len(cells), HOURS_PER_WEEK), dtype=np.float64)
-    np.add.at(counts, (inverse, incidents.local_how[spread_rows]), spread_w)
+    known, unknown = _hour_counts(source_rows, len(source_cells), incidents.local_how, weights)
+    support = None if road_cells is None else np.union1d(source_cells, np.asarray(road_cells, dtype=np.uint64))
+    cells, known, unknown = _spread(source_cells, known, unknown, params, support)
     years = _effective_years(incidents, params)
-    intensity = _intensity(counts, years, params)
-    own_rows = np.searchsorted(cells, own_int)
-    incident_count = np.bincount(own_rows, minlength=len(cells)).astype(np.int32)
-    last = np.zeros(len(cells), dtype=np.int64)
-    np.maximum.at(last, own_rows, incidents.utc_s)
+    intensity, lower, upper = _intensity(known, unknown, years, params)
+    own_rows = np.searchsorted(cells, own)
+    raw = incidents.weights
     meta = {
         **metadata,
         "incidents": len(incidents),
         "sources": list(incidents.sources),
-        "params": params.__dict__,
+        "params": asdict(params),
         "period_start_s": int(incidents.utc_s.min()) if len(incidents) else 0,
         "period_end_s": int(incidents.utc_s.max()) if len(incidents) else 0,
     }
-    return _versioned(RiskLayer(params.resolution, cells, intensity.astype(np.float32), incident_count, last, meta))
+    layer = RiskLayer(
+        resolution=params.resolution,
+        cells=cells,
+        intensity=intensity,
+        incident_count=np.rint(np.bincount(own_rows, weights=raw, minlength=len(cells))).astype(np.int32),
+        last_incident_s=_latest(own_rows, incidents.utc_s, len(cells)),
+        violent_count=np.rint(np.bincount(own_rows, weights=raw * incidents.violent, minlength=len(cells))).astype(
+            np.int32
+        ),
+        lower=lower,
+        upper=upper,
+        metadata=meta,
+    )
+    return with_version(layer)
+
+
+def _cells_of(incidents: IncidentSet, resolution: int) -> np.ndarray:
+    to_cell = h3i.latlng_to_cell
+    lat, lng = incidents.lat.tolist(), incidents.lng.tolist()
+    return np.fromiter((to_cell(a, b, resolution) for a, b in zip(lat, lng, strict=True)), np.uint64, len(lat))
+
+
+def _hour_counts(rows: np.ndarray, n: int, how: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted counts per (own cell, local hour) and, for entries of unknown hour, per cell."""
+    known_mask = how != UNKNOWN_HOUR
+    flat = rows[known_mask].astype(np.int64) * HOURS_PER_WEEK + how[known_mask]
+    known = np.bincount(flat, weights=weights[known_mask], minlength=n * HOURS_PER_WEEK)
+    unknown = np.bincount(rows[~known_mask], weights=weights[~known_mask], minlength=n)
+    return known.reshape(n, HOURS_PER_WEEK).astype(np.float32), unknown
 
 
 def _decayed_weights(incidents: IncidentSet, params: BuildParams) -> np.ndarray:
-    """Weight per incident: violent ones count more, older ones decay by half-life from the latest."""
+    """Weight per entry: violent ones count more, older ones decay by half-life from the latest."""
     as_of = incidents.utc_s.max() if len(incidents) else 0
     age_days = (as_of - incidents.utc_s) / 86400.0
-    weight = np.where(incidents.violent, params.violent_weight, 1.0)
+    weight = np.where(incidents.violent, params.violent_weight, 1.0) * incidents.weights
     return weight * np.power(0.5, age_days / params.half_life_days)
 
 
@@ -124,82 +184,157 @@ def _effective_years(incidents: IncidentSet, params: BuildParams) -> float:
     return decayed_days / 365.25
 
 
-def _spread(own: list[int], weights: np.ndarray, params: BuildParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spread each incident over its cell and the ring around it (one entry per cell touched)."""
-    cells: list[int] = []
-    rows: list[int] = []
-    share: list[float] = []
-    for row, cell in enumerate(own):
-        ring = h3i.grid_ring(cell, 1)
-        outer = (1.0 - params.center_weight) / len(ring)
-        cells.append(cell)
-        rows.append(row)
-        share.append(params.center_weight)
-        for neighbour in ring:
-            cells.append(neighbour)
-            rows.append(row)
-            share.append(outer)
-    row_arr = np.array(rows, dtype=np.intp)
-    return np.array(cells, dtype=np.uint64), row_arr, np.array(share) * weights[row_arr]
+def _spread(
+    sources: np.ndarray,
+    known: np.ndarray,
+    unknown: np.ndarray,
+    params: BuildParams,
+    support: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spread each source cell's counts over itself (``center_weight``) and the ring around it.
+
+    With ``support`` (sorted cells), only neighbours in it receive a share; a source with
+    no such neighbour keeps all of its counts.
+    """
+    rings = [h3i.grid_ring(cell, 1) for cell in sources.tolist()]
+    sizes = np.fromiter(map(len, rings), np.int64, len(rings))
+    neighbours = np.fromiter(itertools.chain.from_iterable(rings), np.uint64, int(sizes.sum()))
+    owner = np.repeat(np.arange(len(sources)), sizes)
+    if support is not None:
+        keep = np.isin(neighbours, support, assume_unique=False)
+        neighbours, owner = neighbours[keep], owner[keep]
+        sizes = np.bincount(owner, minlength=len(sources))
+    mass = known.sum(axis=1, dtype=np.float64) + unknown
+    kappa = params.spread_kappa
+    base = params.center_weight + (1.0 - params.center_weight) * (mass / (mass + kappa) if kappa > 0 else 0.0)
+    centre_weight = np.where(sizes > 0, base, 1.0).astype(np.float32)
+    cells = np.unique(np.concatenate([sources, neighbours]))
+    centre_rows = np.searchsorted(cells, sources)
+    ring_rows = np.searchsorted(cells, neighbours)
+    ring_share = ((1.0 - centre_weight) / np.maximum(sizes, 1)).astype(np.float32)
+    spread_known = np.zeros((len(cells), HOURS_PER_WEEK), dtype=np.float32)
+    spread_known[centre_rows] = known * centre_weight[:, None]  # sources are unique
+    for lo in range(0, len(owner), CHUNK_ROWS):
+        rows = owner[lo : lo + CHUNK_ROWS]
+        np.add.at(spread_known, ring_rows[lo : lo + CHUNK_ROWS], known[rows] * ring_share[rows, None])
+    spread_unknown = np.zeros(len(cells))
+    spread_unknown[centre_rows] = unknown * centre_weight
+    np.add.at(spread_unknown, ring_rows, unknown[owner] * ring_share[owner])
+    return cells, spread_known, spread_unknown
 
 
-def _intensity(counts: np.ndarray, years: float, params: BuildParams) -> np.ndarray:
-    """Per truck-hour rates: annual rate × smoothed, shrunk hour profile / slot-hours per year / trucks."""
-    smoothed = 0.25 * np.roll(counts, 1, axis=1) + 0.5 * counts + 0.25 * np.roll(counts, -1, axis=1)
-    totals = smoothed.sum(axis=1, keepdims=True)
-    overall = smoothed.sum(axis=0)
+def _intensity(
+    known: np.ndarray, unknown: np.ndarray, years: float, params: BuildParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per truck-hour rates and the 90 % bounds of their weekly mean, chunk by chunk."""
+    global_profile = _global_profile(known, params)
+    scale = 1.0 / (years * WEEKS_PER_YEAR * params.trucks_per_cell)
+    intensity = np.empty_like(known)
+    lower = np.empty(len(known), dtype=np.float32)
+    upper = np.empty(len(known), dtype=np.float32)
+    for lo in range(0, len(known), CHUNK_ROWS):
+        block = known[lo : lo + CHUNK_ROWS].astype(np.float64)
+        smoothed = _smooth_hours(block)
+        known_total = smoothed.sum(axis=1, keepdims=True)
+        profile = (smoothed + params.profile_prior * global_profile) / (known_total + params.profile_prior)
+        total = known_total[:, 0] + unknown[lo : lo + CHUNK_ROWS]
+        intensity[lo : lo + CHUNK_ROWS] = (total[:, None] * profile * scale).astype(np.float32)
+        low, high = poisson_interval(total)
+        # weekly mean of profile × total × scale is total × scale / 168 (a profile sums to 1)
+        lower[lo : lo + CHUNK_ROWS] = low * scale / HOURS_PER_WEEK
+        upper[lo : lo + CHUNK_ROWS] = high * scale / HOURS_PER_WEEK
+    return intensity, lower, upper
+
+
+def _global_profile(known: np.ndarray, params: BuildParams) -> np.ndarray:
+    overall = _smooth_hours(known.sum(axis=0, dtype=np.float64)[None, :])[0]
     uniform = np.full(HOURS_PER_WEEK, 1 / HOURS_PER_WEEK)
-    global_profile = overall / overall.sum() if overall.sum() > 0 else uniform
-    global_profile = (1 - params.uniform_floor) * global_profile + params.uniform_floor * uniform
-    profile = (smoothed + params.profile_prior * global_profile) / (totals + params.profile_prior)
-    annual = totals / years
-    return annual * profile / (WEEKS_PER_YEAR * params.trucks_per_cell)
+    profile = overall / overall.sum() if overall.sum() > 0 else uniform
+    return (1 - params.uniform_floor) * profile + params.uniform_floor * uniform
 
 
-def _versioned(layer: RiskLayer) -> RiskLayer:
+def _smooth_hours(counts: np.ndarray) -> np.ndarray:
+    """Circular ±1 h kernel (¼, ½, ¼) along the hour-of-week axis."""
+    return 0.25 * np.roll(counts, 1, axis=1) + 0.5 * counts + 0.25 * np.roll(counts, -1, axis=1)
+
+
+def poisson_interval(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate 90 % interval for a Poisson mean given (weighted) counts.
+
+    Garwood's exact interval is ½·χ²(2n; 5 %) .. ½·χ²(2n + 2; 95 %); the χ² quantiles
+    use the Wilson–Hilferty approximation (within ~2 % for n ≥ 5; at n ≈ 1 the lower bound
+    comes out up to ~25 % low, i.e. the interval errs wide), so numpy suffices.
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    lower = np.where(n > 0, 0.5 * _chi2_quantile(2 * np.maximum(n, 1e-12), -Z_95), 0.0)
+    upper = 0.5 * _chi2_quantile(2 * n + 2, Z_95)
+    return np.maximum(lower, 0.0), upper
+
+
+def _chi2_quantile(dof: np.ndarray, z: float) -> np.ndarray:
+    term = 2.0 / (9.0 * dof)
+    return dof * np.maximum(1.0 - term + z * np.sqrt(term), 0.0) ** 3
+
+
+def _latest(rows: np.ndarray, utc_s: np.ndarray, n: int) -> np.ndarray:
+    last = np.zeros(n, dtype=np.int64)
+    np.maximum.at(last, rows, utc_s)
+    return last
+
+
+def with_version(layer: RiskLayer) -> RiskLayer:
+    """The layer with its content-derived version (``{name}-{sha256[:12]}``)."""
     digest = hashlib.sha256()
     digest.update(str(layer.resolution).encode())
-    for array in (layer.cells, layer.intensity, layer.incident_count, layer.last_incident_s):
-        digest.update(np.ascontiguousarray(array).tobytes())
+    for name in ARRAY_NAMES:
+        array = getattr(layer, name)
+        if array is not None:
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(json.dumps(layer.metadata, sort_keys=True, default=str).encode())
     name = str(layer.metadata.get("name", "layer"))
-    return RiskLayer(
-        layer.resolution,
-        layer.cells,
-        layer.intensity,
-        layer.incident_count,
-        layer.last_incident_s,
-        layer.metadata,
-        f"{name}-{digest.hexdigest()[:12]}",
-    )
+    return RiskLayer(**{**_fields(layer), "version": f"{name}-{digest.hexdigest()[:12]}"})
 
 
-def save_layer(layer: RiskLayer, path: Path | str) -> None:
-    """Write a layer artifact (.npz with its metadata and version)."""
-    np.savez_compressed(
-        path,
-        cells=layer.cells,
-        intensity=layer.intensity,
-        incident_count=layer.incident_count,
-        last_incident_s=layer.last_incident_s,
-        header=np.array(json.dumps(_header(layer))),
-    )
+def _fields(layer: RiskLayer) -> dict[str, Any]:
+    return {name: getattr(layer, name) for name in (*ARRAY_NAMES, "resolution", "metadata", "version")}
 
 
-def _header(layer: RiskLayer) -> dict[str, Any]:
-    return {"resolution": layer.resolution, "version": layer.version, "metadata": layer.metadata}
+def save_layer(layer: RiskLayer, folder: Path | str) -> None:
+    """Write a layer as a folder of ``.npy`` arrays and a ``layer.json`` header.
+
+    Plain ``.npy`` files load with ``mmap_mode`` in milliseconds, whatever their size.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ARRAY_NAMES:
+        array = getattr(layer, name)
+        if array is not None:
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+    header = {"resolution": layer.resolution, "version": layer.version, "metadata": layer.metadata}
+    (folder / "layer.json").write_text(json.dumps(header, indent=2, sort_keys=True, default=str), encoding="utf-8")
 
 
-def load_layer(path: Path | str) -> RiskLayer:
-    """Read a layer artifact written by :func:`save_layer`."""
-    with np.load(path, allow_pickle=False) as data:
-        header = json.loads(str(data["header"]))
-        return RiskLayer(
-            header["resolution"],
-            data["cells"],
-            data["intensity"],
-            data["incident_count"],
-            data["last_incident_s"],
-            header["metadata"],
-            header["version"],
-        )
+def load_layer(folder: Path | str, *, mmap: bool = True) -> RiskLayer:
+    """Read a layer written by :func:`save_layer` (arrays memory-mapped, read-only)."""
+    folder = Path(folder)
+    header = json.loads((folder / "layer.json").read_text(encoding="utf-8"))
+    arrays = {}
+    for name in ARRAY_NAMES:
+        path = folder / f"{name}.npy"
+        arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False) if path.exists() else None
+    layer = RiskLayer(resolution=header["resolution"], metadata=header["metadata"], version=header["version"], **arrays)
+    _check_shapes(layer)
+    return layer
+
+
+def _check_shapes(layer: RiskLayer) -> None:
+    n = len(layer.cells)
+    if layer.intensity.shape != (n, HOURS_PER_WEEK):
+        raise ValueError(f"layer {layer.version}: intensity shape {layer.intensity.shape} does not match {n} cells")
+    for name in ("incident_count", "last_incident_s", "violent_count", "lower", "upper"):
+        array = getattr(layer, name)
+        if array is not None and array.shape != (n,):
+            raise ValueError(f"layer {layer.version}: {name} shape {array.shape} does not match {n} cells")
+    if n > 1 and not bool(np.all(layer.cells[1:] > layer.cells[:-1])):
+        raise ValueError(f"layer {layer.version}: cells are not sorted and unique")

@@ -71,9 +71,7 @@ def from_points(
     lat = _as_float_array(lats, field, "latitudes")
     lng = _as_float_array(lngs, field, "longitudes")
     if lat.shape != lng.shape:
-        raise InvalidRouteError(
-            Violation(field, f"got {lat.size} latitudes but {lng.size} longitudes")
-        )
+        raise InvalidRouteError(Violation(field, f"got {lat.size} latitudes but {lng.size} longitudes"))
 
     def where(i: int, name: str | None) -> tuple[str, str]:
         return (f"{field}[{i}].{name}" if name else f"{field}[{i}]"), ""
@@ -87,9 +85,7 @@ def _as_float_array(values, field: str, what: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InvalidRouteError(Violation(field, f"{what} must be numbers: {exc}")) from None
     if arr.ndim != 1:
-        raise InvalidRouteError(
-            Violation(field, f"{what} must be a flat sequence, got shape {arr.shape}")
-        )
+        raise InvalidRouteError(Violation(field, f"{what} must be a flat sequence, got shape {arr.shape}"))
     return arr
 
 
@@ -99,22 +95,16 @@ def _as_float_array(values, field: str, what: str) -> np.ndarray:
 _Where = Callable[[int, "str | None"], tuple[str, str]]
 
 
-def _validated(
-    lat: np.ndarray, lng: np.ndarray, field: str, max_points: int, where: _Where
-) -> RoutePath:
+def _validated(lat: np.ndarray, lng: np.ndarray, field: str, max_points: int, where: _Where) -> RoutePath:
     n = lat.size
     if n > max_points:
-        raise InvalidRouteError(
-            Violation(field, f"has {n} points, more than the limit of {max_points}")
-        )
+        raise InvalidRouteError(Violation(field, f"has {n} points, more than the limit of {max_points}"))
     bad = _coordinate_violations(lat, lng, field, where)
     if bad:
         raise InvalidRouteError(bad)
     if not _has_two_distinct(lat, lng):
         distinct = {0: "no points", 1: "1 point"}.get(n, f"{n} points, all identical")
-        raise InvalidRouteError(
-            Violation(field, f"needs at least two distinct points (got {distinct})")
-        )
+        raise InvalidRouteError(Violation(field, f"needs at least two distinct points (got {distinct})"))
     _check_antipodal(lat, lng, where)
     lat = np.ascontiguousarray(lat, dtype=np.float64)
     lng = np.ascontiguousarray(lng, dtype=np.float64)
@@ -123,9 +113,7 @@ def _validated(
     return RoutePath(lat, lng)
 
 
-def _coordinate_violations(
-    lat: np.ndarray, lng: np.ndarray, field: str, where: _Where
-) -> list[Violation]:
+def _coordinate_violations(lat: np.ndarray, lng: np.ndarray, field: str, where: _Where) -> list[Violation]:
     with np.errstate(invalid="ignore"):
         lat_bad = ~(np.abs(lat) <= 90.0)  # NaN compares False, so it is caught too
         lng_bad = ~(np.abs(lng) <= 180.0)
@@ -143,9 +131,7 @@ def _coordinate_violations(
             break
     out = out[:MAX_LISTED]
     if total > len(out):
-        out.append(
-            Violation(field, f"... and {total - len(out)} more invalid coordinates not listed")
-        )
+        out.append(Violation(field, f"... and {total - len(out)} more invalid coordinates not listed"))
     return out
 
 
@@ -198,8 +184,11 @@ def _check_antipodal(lat: np.ndarray, lng: np.ndarray, where: _Where) -> None:
         i = int(near[0])
         path, prefix = where(i + 1, None)
         raise InvalidRouteError(
-            Violation(path, f"{prefix}point {i + 1} is antipodal to point {i}; the path "
-                            "between them is undefined (add intermediate points)")
+            Violation(
+                path,
+                f"{prefix}point {i + 1} is antipodal to point {i}; the path "
+                "between them is undefined (add intermediate points)",
+            )
         )
 
 
@@ -258,19 +247,13 @@ def decode_polyline(
     wrong = np.flatnonzero((chunk < 0) | (chunk > 63))
     if wrong.size:
         k = int(wrong[0])
-        raise InvalidRouteError(
-            Violation(field, f"invalid character {text[k]!r} at offset {k} (not polyline data)")
-        )
+        raise InvalidRouteError(Violation(field, f"invalid character {text[k]!r} at offset {k} (not polyline data)"))
     last = chunk < 0x20  # a chunk without the continuation bit ends a value
     n_values = int(last.sum())
     if n_values // 2 > max_points:
-        raise InvalidRouteError(
-            Violation(field, f"has {n_values // 2} points, more than the limit of {max_points}")
-        )
+        raise InvalidRouteError(Violation(field, f"has {n_values // 2} points, more than the limit of {max_points}"))
     if raw.size and not last[-1]:
-        raise InvalidRouteError(
-            Violation(field, f"is truncated: the last value (at offset {raw.size}) is incomplete")
-        )
+        raise InvalidRouteError(Violation(field, f"is truncated: the last value (at offset {raw.size}) is incomplete"))
     ends = np.flatnonzero(last)
     starts = np.empty_like(ends)
     starts[:1] = 0
@@ -317,10 +300,8 @@ def from_geojson(
 def _kind(value) -> str:
     if isinstance(value, dict):
         t = value.get("type")
-        return f"{t}" if isinstance(t, str) else "an object without a \"type\""
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+        return f"{t}" if isinstance(t, str) else 'an object without a "type"'
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def _find_linestring(doc, field: str) -> tuple[object, str]:
@@ -331,16 +312,20 @@ def _find_linestring(doc, field: str) -> tuple[object, str]:
         if not isinstance(feats, list) or len(feats) != 1:
             count = len(feats) if isinstance(feats, list) else "no"
             raise InvalidRouteError(
-                Violation(field, f"expected a FeatureCollection with exactly one LineString "
-                                 f"feature, found {count} features")
+                Violation(
+                    field, f"expected a FeatureCollection with exactly one LineString feature, found {count} features"
+                )
             )
         doc, prefix = feats[0], "features[0]."
     if isinstance(doc, dict) and doc.get("type") == "Feature":
         doc, prefix = doc.get("geometry"), prefix + "geometry."
     if not (isinstance(doc, dict) and doc.get("type") == "LineString"):
         raise InvalidRouteError(
-            Violation(field, f"expected a LineString geometry (or a Feature holding one), "
-                             f"found {_kind(doc)}" + (f" at {prefix.rstrip('.')}" if prefix else ""))
+            Violation(
+                field,
+                f"expected a LineString geometry (or a Feature holding one), "
+                f"found {_kind(doc)}" + (f" at {prefix.rstrip('.')}" if prefix else ""),
+            )
         )
     if "coordinates" not in doc:
         where = f" at {prefix.rstrip('.')}" if prefix else ""
@@ -348,18 +333,13 @@ def _find_linestring(doc, field: str) -> tuple[object, str]:
     return doc["coordinates"], prefix + "coordinates"
 
 
-def _positions(
-    coords, path: str, field: str, max_points: int, *, maybe_bools: bool
-) -> tuple[np.ndarray, np.ndarray]:
+def _positions(coords, path: str, field: str, max_points: int, *, maybe_bools: bool) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(coords, list):
         raise InvalidRouteError(
-            Violation(field, f"{path} must be an array of [longitude, latitude] positions, "
-                             f"found {_kind(coords)}")
+            Violation(field, f"{path} must be an array of [longitude, latitude] positions, found {_kind(coords)}")
         )
     if len(coords) > max_points:
-        raise InvalidRouteError(
-            Violation(field, f"has {len(coords)} points, more than the limit of {max_points}")
-        )
+        raise InvalidRouteError(Violation(field, f"has {len(coords)} points, more than the limit of {max_points}"))
     try:  # fast path: a rectangular all-number array
         arr = np.array(coords)
     except (TypeError, ValueError):
@@ -383,15 +363,13 @@ def _positions_slow(coords: list, path: str, field: str) -> tuple[np.ndarray, np
     for i, pos in enumerate(coords):
         if not isinstance(pos, list) or len(pos) < 2:
             raise InvalidRouteError(
-                Violation(field, f"{path}[{i}] must be a [longitude, latitude] array, "
-                                 f"found {json.dumps(pos)[:60]}")
+                Violation(field, f"{path}[{i}] must be a [longitude, latitude] array, found {json.dumps(pos)[:60]}")
             )
         for j, (name, out) in enumerate((("longitude", lng), ("latitude", lat))):
             v = pos[j]
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InvalidRouteError(
-                    Violation(field, f"{path}[{i}][{j}] ({name}) must be a number, "
-                                     f"found {json.dumps(v)[:60]}")
+                    Violation(field, f"{path}[{i}][{j}] ({name}) must be a number, found {json.dumps(v)[:60]}")
                 )
             try:
                 out[i] = float(v)
@@ -422,13 +400,12 @@ def from_gpx(
         item = "rtept"
     if not pts:
         raise InvalidRouteError(
-            Violation(field, f"GPX has no track or route points (found {len(gpx.waypoints)} "
-                             "waypoints, which are not a path)")
+            Violation(
+                field, f"GPX has no track or route points (found {len(gpx.waypoints)} waypoints, which are not a path)"
+            )
         )
     if len(pts) > max_points:
-        raise InvalidRouteError(
-            Violation(field, f"has {len(pts)} points, more than the limit of {max_points}")
-        )
+        raise InvalidRouteError(Violation(field, f"has {len(pts)} points, more than the limit of {max_points}"))
     lat = np.fromiter((p.latitude for p in pts), dtype=np.float64, count=len(pts))
     lng = np.fromiter((p.longitude for p in pts), dtype=np.float64, count=len(pts))
     return _validated(lat, lng, field, max_points, _item_where(field, item))
@@ -453,8 +430,9 @@ def from_file(
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRouteError(Violation(name, f"is not UTF-8 text: {exc}")) from None
-    kind = {".geojson": "geojson", ".json": "geojson", ".gpx": "gpx",
-            ".polyline": "polyline", ".txt": "polyline"}.get(p.suffix.lower())
+    kind = {".geojson": "geojson", ".json": "geojson", ".gpx": "gpx", ".polyline": "polyline", ".txt": "polyline"}.get(
+        p.suffix.lower()
+    )
     if kind is None:
         head = text.lstrip()[:1]
         kind = "gpx" if head == "<" else "geojson" if head in "{[" and head else "polyline"

@@ -12,10 +12,11 @@ import h3.api.basic_int as h3i
 import numpy as np
 
 from geodata.errors import InputError, InvalidRequestError, Violation
+from geodata.layers import RiskLayer
 from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import convert
+from service import convert, hotspots
 from service.cache import Cache
 from service.config import Settings
 from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
@@ -106,22 +107,48 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
             at = _checked_time(request.time.seconds, "time")
             how = int(hour_of_week(np.array([at + utc_offset_seconds(zone, at)]))[0])
             risk = float(hourly[how])
+        scale = risk / float(hourly.mean()) if present and hourly.mean() > 0 else 0.0
         response = pb.GetCellRiskResponse(
             cell=h3i.int_to_str(cell),
             center=convert.latlng(lat, lng),
             resolution=layer.resolution,
             risk=risk,
             level=convert.LEVEL_ENUM[level_of_rate(risk)],
-            incident_count=int(layer.incident_count[row]) if present else 0,
             layer_version=layer.version,
             time_zone=zone,
             hour_of_week=how,
             hour_of_week_risk=hourly.tolist(),
             layer_synthetic=layer.synthetic,
         )
-        if present and layer.last_incident_s[row]:
-            response.last_incident_time.CopyFrom(convert.timestamp(int(layer.last_incident_s[row])))
+        if present:
+            _fill_cell_stats(response, layer, row, scale)
         return response
+
+    @grpc_errors
+    def ListHotspots(self, request: pb.ListHotspotsRequest, context: grpc.ServicerContext) -> pb.ListHotspotsResponse:
+        layer = self._snapshot().layer
+        box = request.bounds
+        at = _checked_time(request.time.seconds, "time") if request.HasField("time") else None
+        query = hotspots.validate_query(box.west, box.south, box.east, box.north, request.top, request.page_size, at)
+        result = hotspots.page(layer, query, request.page_token)
+        lat, lng = layer.centers
+        items = []
+        for row, risk, scale in zip(result.rows.tolist(), result.risk.tolist(), result.scale.tolist(), strict=True):
+            item = pb.CellHotspot(
+                cell=h3i.int_to_str(int(layer.cells[row])),
+                center=convert.latlng(float(lat[row]), float(lng[row])),
+                risk=risk,
+                level=convert.LEVEL_ENUM[level_of_rate(risk)],
+            )
+            _fill_cell_stats(item, layer, row, scale)
+            items.append(item)
+        return pb.ListHotspotsResponse(
+            hotspots=items,
+            next_page_token=result.next_token,
+            layer_version=layer.version,
+            total_size=result.total,
+            layer_synthetic=layer.synthetic,
+        )
 
     @grpc_errors
     def ListBorderCrossings(
@@ -178,6 +205,20 @@ def _checked_time(seconds: int, field: str) -> int:
     if not EARLIEST_LOOKUP_S <= seconds < LATEST_LOOKUP_S:
         raise InvalidRequestError(Violation(field, f"time {seconds}s is outside 1970-01-01..2100-01-01"))
     return int(seconds)
+
+
+def _fill_cell_stats(
+    message: pb.GetCellRiskResponse | pb.CellHotspot, layer: RiskLayer, row: int, scale: float
+) -> None:
+    """Counts, last incident and bounds (scaled from the weekly mean to the asked hour)."""
+    message.incident_count = int(layer.incident_count[row])
+    if layer.violent_count is not None:
+        message.violent_incident_count = int(layer.violent_count[row])
+    if layer.lower is not None and layer.upper is not None:
+        message.risk_lower = float(layer.lower[row]) * scale
+        message.risk_upper = float(layer.upper[row]) * scale
+    if layer.last_incident_s[row]:
+        message.last_incident_time.CopyFrom(convert.timestamp(int(layer.last_incident_s[row])))
 
 
 def _target_cell(request: pb.GetCellRiskRequest, resolution: int) -> int:

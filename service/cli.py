@@ -24,11 +24,13 @@ from geodata import route as routes
 from geodata.errors import InputError
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service.cli_layers import layers_app
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 
 app = typer.Typer(help="Score freight truck routes for cargo-security risk.", no_args_is_help=True)
+app.add_typer(layers_app, name="layers")
 
 
 class Lane(StrEnum):
@@ -47,13 +49,17 @@ class CliError(Exception):
 @app.command()
 def serve(
     address: Annotated[str | None, typer.Option(help="host:port to listen on [env ROUTERISK_ADDRESS]")] = None,
+    layer_dir: Annotated[
+        Path | None,
+        typer.Option("--layer-dir", help="layer store whose active layer is served [env ROUTERISK_LAYER_DIR]"),
+    ] = None,
 ) -> None:
     """Start the gRPC server (seed layers and in-process cache unless configured)."""
     from service.config import Settings
     from service.server import serve as run
 
-    settings = Settings() if address is None else Settings(address=address)
-    raise typer.Exit(run(settings))
+    overrides = {k: v for k, v in (("address", address), ("layer_dir", layer_dir)) if v is not None}
+    raise typer.Exit(run(Settings(**overrides)))
 
 
 @app.command()

@@ -13,13 +13,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from geodata.layer_store import LayerStore
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service import logs
 from service.api import RouteRiskServicer
 from service.cache import Cache, InProcessCache, NullCache
 from service.config import Settings
-from service.state import ServingState, load_initial_snapshot
+from service.state import LayerWatcher, ServingState, load_initial_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class RunningServer:
     health: health.HealthServicer
     state: ServingState
     port: int
+    watcher: LayerWatcher | None = None
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -43,6 +45,8 @@ class RunningServer:
     def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
+        if self.watcher is not None:
+            self.watcher.stop()
         self.server.stop(grace).wait()
 
 
@@ -76,6 +80,9 @@ def load_data(running: RunningServer, settings: Settings) -> None:
     """Load the configured (or seed) layer and border data, then report SERVING."""
     snapshot = load_initial_snapshot(settings)
     running.state.activate(snapshot.layer, snapshot.border)
+    if settings.layer_dir is not None:
+        running.watcher = LayerWatcher(running.state, LayerStore(settings.layer_dir), settings.layer_poll_seconds)
+        running.watcher.start()
     running.set_serving(True)
     log.info(
         "serving",

@@ -2,7 +2,7 @@
 
 Every request reads :attr:`ServingState.snapshot` once and uses only that object,
 so an answer never mixes two layer versions, and a failed load leaves the old
-snapshot serving.
+snapshot serving. :class:`LayerWatcher` hot-loads a newly activated layer.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import seeds
 from geodata.border import BorderData, load_border_data
-from geodata.incidents import read_canonical_csv
-from geodata.layers import BuildParams, RiskLayer, build_layer, load_layer
+from geodata.ingest import read_incidents
+from geodata.layer_store import LayerStore
+from geodata.layers import BuildParams, RiskLayer, build_layer
 from service.config import Settings
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,74 @@ class ServingState:
 
 
 def build_seed_layer(resolution: int = 8) -> RiskLayer:
-    """The embedded default: the synthetic seed incidents, built into a layer."""
-    incidents = read_canonical_csv(seeds.INCIDENTS_CSV)
-    return build_layer(incidents, BuildParams(resolution=resolution), name="seed", synthetic=True)
+    """The embedded default: the synthetic seed incidents, built by the same code as any layer
+    (``routerisk layers build seeds/incidents_synthetic.csv --name seed --synthetic``)."""
+    incidents, sources = read_incidents([seeds.INCIDENTS_CSV], resolution=resolution)
+    inputs = [source.provenance() for source in sources]
+    return build_layer(incidents, BuildParams(resolution=resolution), name="seed", synthetic=True, inputs=inputs)
+
+
+def initial_layer(settings: Settings) -> RiskLayer:
+    """The store's active layer when there is one, else the seed layer."""
+    if settings.layer_dir is not None:
+        version = LayerStore(settings.layer_dir).active_version()
+        if version:
+            return LayerStore(settings.layer_dir).load(version)
+        log.warning(
+            "no active layer in the layer store; serving the seed layer", extra={"layer_dir": str(settings.layer_dir)}
+        )
+    return build_seed_layer(settings.h3_resolution)
 
 
 def load_initial_snapshot(settings: Settings) -> Snapshot:
-    """The configured layer (or the seed layer) and the seed border data."""
-    layer = load_layer(settings.layer_path) if settings.layer_path else build_seed_layer(settings.h3_resolution)
+    """The initial layer and the seed border data."""
     border = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
-    return Snapshot(layer, border)
+    return Snapshot(initial_layer(settings), border)
+
+
+class LayerWatcher:
+    """Polls the store's ``ACTIVE`` pointer and activates a new version without a restart.
+
+    A version that fails to load is logged once and skipped until ``ACTIVE`` changes again;
+    the layer being served stays.
+    """
+
+    def __init__(self, state: ServingState, store: LayerStore, interval_s: float) -> None:
+        self._state = state
+        self._store = store
+        self._interval = interval_s
+        self._failed: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="layer-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check(self) -> bool:
+        """One poll: True when a new layer was activated."""
+        version = self._store.active_version()
+        snapshot = self._state.snapshot
+        if not version or version == self._failed or (snapshot and snapshot.layer.version == version):
+            return False
+        try:
+            layer = self._store.load(version)
+        except Exception as exc:  # a broken layer must never stop serving the current one
+            self._failed = version
+            log.error(
+                "layer load failed; keeping the current layer", extra={"layer_version": version, "error": str(exc)}
+            )
+            return False
+        self._failed = None
+        self._state.activate(layer=layer)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.check()
+            except Exception:
+                log.exception("layer watcher poll failed")

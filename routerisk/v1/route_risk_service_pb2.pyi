@@ -249,7 +249,7 @@ class GetCellRiskRequest(_message.Message):
     def __init__(self, location: _Optional[_Union[LatLng, _Mapping]] = ..., cell: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetCellRiskResponse(_message.Message):
-    __slots__ = ("cell", "center", "resolution", "risk", "level", "incident_count", "last_incident_time", "layer_version", "time_zone", "hour_of_week", "hour_of_week_risk", "layer_synthetic")
+    __slots__ = ("cell", "center", "resolution", "risk", "level", "incident_count", "last_incident_time", "layer_version", "time_zone", "hour_of_week", "hour_of_week_risk", "layer_synthetic", "risk_lower", "risk_upper", "violent_incident_count")
     CELL_FIELD_NUMBER: _ClassVar[int]
     CENTER_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,9 @@ class GetCellRiskResponse(_message.Message):
     HOUR_OF_WEEK_FIELD_NUMBER: _ClassVar[int]
     HOUR_OF_WEEK_RISK_FIELD_NUMBER: _ClassVar[int]
     LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    RISK_LOWER_FIELD_NUMBER: _ClassVar[int]
+    RISK_UPPER_FIELD_NUMBER: _ClassVar[int]
+    VIOLENT_INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     cell: str
     center: LatLng
     resolution: int
@@ -274,7 +277,72 @@ class GetCellRiskResponse(_message.Message):
     hour_of_week: int
     hour_of_week_risk: _containers.RepeatedScalarFieldContainer[float]
     layer_synthetic: bool
-    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., resolution: _Optional[int] = ..., risk: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., layer_version: _Optional[str] = ..., time_zone: _Optional[str] = ..., hour_of_week: _Optional[int] = ..., hour_of_week_risk: _Optional[_Iterable[float]] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
+    risk_lower: float
+    risk_upper: float
+    violent_incident_count: int
+    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., resolution: _Optional[int] = ..., risk: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., layer_version: _Optional[str] = ..., time_zone: _Optional[str] = ..., hour_of_week: _Optional[int] = ..., hour_of_week_risk: _Optional[_Iterable[float]] = ..., layer_synthetic: _Optional[bool] = ..., risk_lower: _Optional[float] = ..., risk_upper: _Optional[float] = ..., violent_incident_count: _Optional[int] = ...) -> None: ...
+
+class BoundingBox(_message.Message):
+    __slots__ = ("west", "south", "east", "north")
+    WEST_FIELD_NUMBER: _ClassVar[int]
+    SOUTH_FIELD_NUMBER: _ClassVar[int]
+    EAST_FIELD_NUMBER: _ClassVar[int]
+    NORTH_FIELD_NUMBER: _ClassVar[int]
+    west: float
+    south: float
+    east: float
+    north: float
+    def __init__(self, west: _Optional[float] = ..., south: _Optional[float] = ..., east: _Optional[float] = ..., north: _Optional[float] = ...) -> None: ...
+
+class ListHotspotsRequest(_message.Message):
+    __slots__ = ("bounds", "top", "page_size", "page_token", "time")
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    TOP_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    bounds: BoundingBox
+    top: int
+    page_size: int
+    page_token: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, bounds: _Optional[_Union[BoundingBox, _Mapping]] = ..., top: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CellHotspot(_message.Message):
+    __slots__ = ("cell", "center", "risk", "risk_lower", "risk_upper", "level", "incident_count", "violent_incident_count", "last_incident_time")
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    CENTER_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    RISK_LOWER_FIELD_NUMBER: _ClassVar[int]
+    RISK_UPPER_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VIOLENT_INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_INCIDENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    cell: str
+    center: LatLng
+    risk: float
+    risk_lower: float
+    risk_upper: float
+    level: RiskLevel
+    incident_count: int
+    violent_incident_count: int
+    last_incident_time: _timestamp_pb2.Timestamp
+    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., risk_lower: _Optional[float] = ..., risk_upper: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., violent_incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListHotspotsResponse(_message.Message):
+    __slots__ = ("hotspots", "next_page_token", "layer_version", "total_size", "layer_synthetic")
+    HOTSPOTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    hotspots: _containers.RepeatedCompositeFieldContainer[CellHotspot]
+    next_page_token: str
+    layer_version: str
+    total_size: int
+    layer_synthetic: bool
+    def __init__(self, hotspots: _Optional[_Iterable[_Union[CellHotspot, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., layer_version: _Optional[str] = ..., total_size: _Optional[int] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
 
 class ListBorderCrossingsRequest(_message.Message):
     __slots__ = ("port_number", "time")

@@ -56,6 +56,11 @@ class RouteRiskServiceStub:
                 request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListBorderCrossingsRequest.SerializeToString,
                 response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListBorderCrossingsResponse.FromString,
                 _registered_method=True)
+        self.ListHotspots = channel.unary_unary(
+                '/routerisk.v1.RouteRiskService/ListHotspots',
+                request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsRequest.SerializeToString,
+                response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsResponse.FromString,
+                _registered_method=True)
 
 
 class RouteRiskServiceServicer:
@@ -94,6 +99,14 @@ class RouteRiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHotspots(self, request, context):
+        """ListHotspots lists the riskiest cells of the active layer inside a
+        bounding box, riskiest first, paginated (AIP-158).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteRiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +129,11 @@ def add_RouteRiskServiceServicer_to_server(servicer, server):
                     servicer.ListBorderCrossings,
                     request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListBorderCrossingsRequest.FromString,
                     response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListBorderCrossingsResponse.SerializeToString,
+            ),
+            'ListHotspots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHotspots,
+                    request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsRequest.FromString,
+                    response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +246,33 @@ class RouteRiskService:
             '/routerisk.v1.RouteRiskService/ListBorderCrossings',
             routerisk_dot_v1_dot_route__risk__service__pb2.ListBorderCrossingsRequest.SerializeToString,
             routerisk_dot_v1_dot_route__risk__service__pb2.ListBorderCrossingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHotspots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routerisk.v1.RouteRiskService/ListHotspots',
+            routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsRequest.SerializeToString,
+            routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsResponse.FromString,
             options,
             channel_credentials,
             insecure,

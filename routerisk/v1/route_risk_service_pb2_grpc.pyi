@@ -48,6 +48,10 @@ class RouteRiskServiceStub:
     """ListBorderCrossings lists the commercial ports of entry with their
     expected commercial waits per lane.
     """
+    ListHotspots: _grpc.UnaryUnaryMultiCallable[_route_risk_service_pb2.ListHotspotsRequest, _route_risk_service_pb2.ListHotspotsResponse]
+    """ListHotspots lists the riskiest cells of the active layer inside a
+    bounding box, riskiest first, paginated (AIP-158).
+    """
 
 @_typing.type_check_only
 class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
@@ -68,6 +72,10 @@ class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
     ListBorderCrossings: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.ListBorderCrossingsRequest, _route_risk_service_pb2.ListBorderCrossingsResponse]  # type: ignore[assignment]
     """ListBorderCrossings lists the commercial ports of entry with their
     expected commercial waits per lane.
+    """
+    ListHotspots: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.ListHotspotsRequest, _route_risk_service_pb2.ListHotspotsResponse]  # type: ignore[assignment]
+    """ListHotspots lists the riskiest cells of the active layer inside a
+    bounding box, riskiest first, paginated (AIP-158).
     """
 
 class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +118,16 @@ class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_route_risk_service_pb2.ListBorderCrossingsResponse, _abc.Awaitable[_route_risk_service_pb2.ListBorderCrossingsResponse]]:
         """ListBorderCrossings lists the commercial ports of entry with their
         expected commercial waits per lane.
+        """
+
+    @_abc_1.abstractmethod
+    def ListHotspots(
+        self,
+        request: _route_risk_service_pb2.ListHotspotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_route_risk_service_pb2.ListHotspotsResponse, _abc.Awaitable[_route_risk_service_pb2.ListHotspotsResponse]]:
+        """ListHotspots lists the riskiest cells of the active layer inside a
+        bounding box, riskiest first, paginated (AIP-158).
         """
 
 def add_RouteRiskServiceServicer_to_server(servicer: RouteRiskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
