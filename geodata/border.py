@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon, shape
 
+from geodata.errors import InputError, Violation
 from geodata.geometry import haversine_km
 from geodata.route import RoutePath
 from geodata.timezones import hour_of_week, utc_offset_seconds
@@ -120,12 +121,14 @@ class BorderData:
     def expected_wait(self, port: Port, lane: str, at_utc_s: int, live_max_age_s: int) -> WaitEstimate:
         """Live reading when fresh enough, else the profile at the port's local hour of week."""
         live = self.observations.get((port.port_number, lane))
-        if live is not None and 0 <= at_utc_s - live.observed_at_s <= live_max_age_s:
-            if live.closed or live.wait_minutes is None:
-                return WaitEstimate(0.0, "live", live.observed_at_s, live.closed, live.operational_status)
-            return WaitEstimate(
-                live.wait_minutes, "live", live.observed_at_s, False, live.operational_status, live.lanes_open
-            )
+        if live is not None and abs(at_utc_s - live.observed_at_s) <= live_max_age_s:
+            if live.closed:
+                return WaitEstimate(0.0, "live", live.observed_at_s, True, live.operational_status)
+            if live.wait_minutes is not None:
+                return WaitEstimate(
+                    live.wait_minutes, "live", live.observed_at_s, False, live.operational_status, live.lanes_open
+                )
+            # "Update Pending" and the like: no number, so the profile answers
         local = at_utc_s + utc_offset_seconds(port.time_zone, at_utc_s)
         how = int(hour_of_week(np.array([local]))[0])
         profile = self.profiles.get((port.port_number, lane))
@@ -136,6 +139,49 @@ class BorderData:
     def with_observations(self, observations: Mapping[tuple[str, str], WaitObservation]) -> BorderData:
         """A new version with these live observations."""
         return _versioned(replace(self, observations=dict(observations)))
+
+    def merged(self, observations: list[WaitObservation], *, now_s: int) -> tuple[BorderData, int, int]:
+        """A new version with ``observations`` merged in (all checked first, all or nothing).
+
+        An observation replaces the one held for its port and lane only when it is newer,
+        so a late or replayed feed never turns the clock back. Returns (data, accepted, stale).
+        """
+        check_observations(observations, {p.port_number for p in self.ports}, now_s)
+        held = dict(self.observations)
+        accepted = 0
+        for obs in observations:
+            key = (obs.port_number, obs.lane)
+            if key not in held or obs.observed_at_s > held[key].observed_at_s:
+                held[key] = obs
+                accepted += 1
+        stale = len(observations) - accepted
+        return (self.with_observations(held) if accepted else self), accepted, stale
+
+
+# a reading stamped more than this ahead of the server's clock is a broken feed, not the future
+MAX_CLOCK_SKEW_S = 3600
+EARLIEST_OBSERVATION_S = 946_684_800  # 2000-01-01
+
+
+def check_observations(observations: list[WaitObservation], ports: set[str], now_s: int) -> None:
+    """Raise an InputError listing every observation that cannot be used."""
+    bad: list[Violation] = []
+    for i, obs in enumerate(observations):
+        where = f"observations[{i}]"
+        if obs.port_number not in ports:
+            bad.append(Violation(f"{where}.port_number", f"{obs.port_number!r} is not a commercial port of entry"))
+        if obs.lane not in LANES:
+            bad.append(Violation(f"{where}.lane", f"lane {obs.lane!r} is not one of {', '.join(LANES)}"))
+        if obs.wait_minutes is not None and not (0 <= obs.wait_minutes <= 24 * 60):
+            bad.append(Violation(f"{where}.wait_minutes", f"wait {obs.wait_minutes} min is outside 0..1440"))
+        if not EARLIEST_OBSERVATION_S <= obs.observed_at_s <= now_s + MAX_CLOCK_SKEW_S:
+            bad.append(
+                Violation(f"{where}.observed_at", f"observed_at {obs.observed_at_s}s is before 2000 or in the future")
+            )
+        if obs.lanes_open < 0:
+            bad.append(Violation(f"{where}.lanes_open", f"lanes_open {obs.lanes_open} is negative"))
+    if bad:
+        raise InputError(bad)
 
 
 def load_border_data(ports_csv: Path, boundary_geojson: Path, profiles_json: Path) -> BorderData:

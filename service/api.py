@@ -16,7 +16,7 @@ from geodata.layers import RiskLayer
 from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import convert, hotspots
+from service import compare, convert, hotspots
 from service.cache import Cache
 from service.config import Settings
 from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
@@ -151,6 +151,30 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         )
 
     @grpc_errors
+    def CompareRoutes(
+        self, request: pb.CompareRoutesRequest, context: grpc.ServicerContext
+    ) -> pb.CompareRoutesResponse:
+        weight = compare.check_request(
+            len(request.alternatives), request.risk_weight if request.HasField("risk_weight") else None
+        )
+        snapshot, now_s = self._snapshot(), int(time.time())
+        results = []
+        for i, item in enumerate(request.alternatives):
+            try:
+                results.append(self._score(item, snapshot, now_s))
+            except InputError as exc:
+                raise compare.prefixed(exc, f"alternatives[{i}].") from None
+        options = [compare.Option(r.score, r.duration.ToTimedelta().total_seconds() / 3600, _via(r)) for r in results]
+        ranking = compare.rank(options, weight)
+        ranked = [
+            pb.RankedRoute(index=i, rank=position + 1, cost=ranking.costs[i], result=results[i])
+            for position, i in enumerate(ranking.order)
+        ]
+        return pb.CompareRoutesResponse(
+            ranked=ranked, recommended_index=ranking.order[0], reason=ranking.reason, risk_weight=weight
+        )
+
+    @grpc_errors
     def ListBorderCrossings(
         self, request: pb.ListBorderCrossingsRequest, context: grpc.ServicerContext
     ) -> pb.ListBorderCrossingsResponse:
@@ -194,6 +218,14 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
                 )
             )
         return pb.ListBorderCrossingsResponse(crossings=crossings, border_data_version=border.version)
+
+
+def _via(response: pb.ScoreRouteResponse) -> str:
+    """'via Laredo (World Trade Bridge)' for a route that crosses, else ''."""
+    if not response.crossings:
+        return ""
+    first = response.crossings[0]
+    return f"via {first.port_name}" + (f" ({first.crossing_name})" if first.crossing_name else "")
 
 
 # Times a lookup accepts: wide enough for audits and planning, narrow enough for every time zone rule.

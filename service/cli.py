@@ -6,31 +6,38 @@ Data goes to stdout, messages to stderr; errors are one line and a non-zero exit
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import grpc
 import typer
-from google.protobuf import json_format
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from rich.console import Console
 from rich.table import Table
 
 from geodata import route as routes
-from geodata.errors import InputError
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service.cli_border import border_app, crossings_app
+from service.cli_common import (
+    DEFAULT_SERVER,
+    EXIT_BAD_INPUT,
+    AsJson,
+    CliError,
+    Server,
+    Timeout,
+    channel_to,
+    hours_text,
+    parse_time,
+    print_json,
+    read_route,
+    reports_errors,
+)
 from service.cli_layers import layers_app
-
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 3
 
 app = typer.Typer(help="Score freight truck routes for cargo-security risk.", no_args_is_help=True)
 app.add_typer(layers_app, name="layers")
+app.add_typer(border_app, name="border")
+app.add_typer(crossings_app, name="crossings")
 
 
 class Lane(StrEnum):
@@ -38,12 +45,9 @@ class Lane(StrEnum):
     fast = "fast"
 
 
-class CliError(Exception):
-    """An error shown as one line on stderr with an exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+Departure = Annotated[str | None, typer.Option(help="ISO 8601 departure time (default now)")]
+SpeedKmh = Annotated[float | None, typer.Option("--speed-kmh", help="average speed, km/h")]
+LaneOption = Annotated[Lane, typer.Option(help="commercial lane at the border")]
 
 
 @app.command()
@@ -63,113 +67,94 @@ def serve(
 
 
 @app.command()
+@reports_errors
 def score(
     route: Annotated[str | None, typer.Argument(help="GeoJSON or GPX file, or - for stdin")] = None,
     polyline: Annotated[str | None, typer.Option("--polyline", help="encoded polyline, precision 5")] = None,
     polyline6: Annotated[str | None, typer.Option("--polyline6", help="encoded polyline, precision 6")] = None,
-    departure: Annotated[str | None, typer.Option(help="ISO 8601 departure time (default now)")] = None,
-    speed_kmh: Annotated[float | None, typer.Option("--speed-kmh", help="average speed, km/h")] = None,
-    lane: Annotated[Lane, typer.Option(help="commercial lane at the border")] = Lane.standard,
-    server: Annotated[
-        str, typer.Option(envvar="ROUTERISK_SERVER", help="routerisk server host:port")
-    ] = "localhost:50051",
-    as_json: Annotated[bool, typer.Option("--json", help="print the response as proto3 JSON only")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = 30.0,
+    departure: Departure = None,
+    speed_kmh: SpeedKmh = None,
+    lane: LaneOption = Lane.standard,
+    server: Server = DEFAULT_SERVER,
+    as_json: AsJson = False,
+    timeout: Timeout = 30.0,
 ) -> None:
     """Score one route and show why it is risky."""
-    try:
-        request = _request(route, polyline, polyline6, departure, speed_kmh, lane)
-        response = _call(server, request, timeout)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(exc.code) from None
-    if as_json:
-        sys.stdout.write(
-            json_format.MessageToJson(response, indent=2, always_print_fields_with_no_presence=True) + "\n"
-        )
-    else:
-        _print_report(response)
-
-
-def _request(
-    route: str | None,
-    polyline: str | None,
-    polyline6: str | None,
-    departure: str | None,
-    speed_kmh: float | None,
-    lane: Lane,
-) -> pb.ScoreRouteRequest:
     given = [x for x in (route, polyline, polyline6) if x is not None]
     if len(given) != 1:
         raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
-    request = pb.ScoreRouteRequest(
-        crossing_lane=pb.CROSSING_LANE_FAST if lane is Lane.fast else pb.CROSSING_LANE_STANDARD
-    )
+    request = _options(departure, speed_kmh, lane)
     if polyline is not None:
         request.route.encoded_polyline = polyline
     elif polyline6 is not None:
         request.route.encoded_polyline6 = polyline6
     else:
-        path = _read_route(route or "-")
-        request.route.line.points.extend(
-            pb.LatLng(latitude=a, longitude=b) for a, b in zip(path.lat, path.lng, strict=True)
+        _set_line(request, read_route(route or "-"))
+    with channel_to(server) as channel:
+        response = pb_grpc.RouteRiskServiceStub(channel).ScoreRoute(request, timeout=timeout)
+    if as_json:
+        print_json(response)
+    else:
+        _print_report(response)
+
+
+@app.command()
+@reports_errors
+def compare(
+    routes_: Annotated[list[str], typer.Argument(metavar="ROUTE...", help="2 to 10 GeoJSON or GPX files")],
+    risk_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="weight of risk against time")] = 0.5,
+    departure: Departure = None,
+    speed_kmh: SpeedKmh = None,
+    lane: LaneOption = Lane.standard,
+    server: Server = DEFAULT_SERVER,
+    as_json: AsJson = False,
+    timeout: Timeout = 60.0,
+) -> None:
+    """Compare alternative routes for one load: ranked by risk and time, with the reason."""
+    request = pb.CompareRoutesRequest(risk_weight=risk_weight)
+    for source in routes_:
+        alternative = _options(departure, speed_kmh, lane)
+        _set_line(alternative, read_route(source))
+        alternative.reference = Path(source).name
+        request.alternatives.append(alternative)
+    with channel_to(server) as channel:
+        response = pb_grpc.RouteRiskServiceStub(channel).CompareRoutes(request, timeout=timeout)
+    if as_json:
+        print_json(response)
+        return
+    table = Table(title="Alternatives, best first")
+    for column in ("rank", "route", "score", "level", "duration", "crossing", "wait"):
+        table.add_column(column)
+    for item in response.ranked:
+        r = item.result
+        crossing = r.crossings[0] if r.crossings else None
+        table.add_row(
+            str(item.rank),
+            r.reference,
+            f"{r.score:.1f}",
+            pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_"),
+            hours_text(r.duration.ToTimedelta().total_seconds()),
+            f"{crossing.port_name} ({crossing.crossing_name})" if crossing else "-",
+            f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
         )
+    Console().print(table)
+    print(f"recommended: {response.reason}")
+
+
+def _options(departure: str | None, speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
+    request = pb.ScoreRouteRequest(
+        crossing_lane=pb.CROSSING_LANE_FAST if lane is Lane.fast else pb.CROSSING_LANE_STANDARD
+    )
     if departure is not None:
-        request.departure_time.FromDatetime(_parse_departure(departure))
+        request.departure_time.FromDatetime(parse_time(departure, "--departure"))
     if speed_kmh is not None:
         request.average_speed_kmh = speed_kmh
     return request
 
 
-def _read_route(source: str) -> routes.RoutePath:
-    """Decode a route file (GeoJSON or GPX) or stdin; file errors are the caller's."""
-    try:
-        if source == "-":
-            text = sys.stdin.read()
-            return routes.from_gpx(text) if text.lstrip().startswith("<") else routes.from_geojson(text)
-        return routes.from_file(Path(source))
-    except InputError as exc:
-        raise CliError(str(exc) if source != "-" else f"stdin: {exc}", EXIT_BAD_INPUT) from None
-    except OSError as exc:
-        raise CliError(f"{source}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
-
-
-def _parse_departure(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"--departure {text!r} is not an ISO 8601 time", EXIT_BAD_INPUT) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _call(server: str, request: pb.ScoreRouteRequest, timeout: float) -> pb.ScoreRouteResponse:
-    with grpc.insecure_channel(server) as channel:
-        stub = pb_grpc.RouteRiskServiceStub(channel)
-        try:
-            return stub.ScoreRoute(request, timeout=timeout, wait_for_ready=False)
-        except grpc.RpcError as exc:
-            raise _cli_error(exc, server) from None
-
-
-def _cli_error(exc: grpc.RpcError, server: str) -> CliError:
-    code = exc.code()
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return CliError(_violations(exc) or exc.details(), EXIT_BAD_INPUT)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return CliError(f"server {server} is unreachable or not ready ({code.name}): {exc.details()}", EXIT_UNAVAILABLE)
-    return CliError(f"server {server} answered {code.name}: {exc.details()}", 1)
-
-
-def _violations(exc: grpc.RpcError) -> str:
-    status = rpc_status.from_call(exc)
-    if status is None:
-        return ""
-    parts = []
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            parts.extend(f"{v.field}: {v.description}" for v in bad.field_violations)
-    return "invalid request: " + "; ".join(parts) if parts else ""
+def _set_line(request: pb.ScoreRouteRequest, path: routes.RoutePath) -> None:
+    points = zip(path.lat.tolist(), path.lng.tolist(), strict=True)
+    request.route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in points)
 
 
 def _print_report(r: pb.ScoreRouteResponse) -> None:
@@ -179,8 +164,8 @@ def _print_report(r: pb.ScoreRouteResponse) -> None:
     summary.add_row("score", f"{r.score:.1f} / 100  ({level})")
     summary.add_row("expected incidents", f"{r.expected_incidents:.2e}  (probability {r.incident_probability:.4%})")
     summary.add_row("distance", f"{r.distance_km:.1f} km")
-    summary.add_row("duration", _hours(r.duration.ToTimedelta().total_seconds()))
-    summary.add_row("exposed", _hours(r.exposed_duration.ToTimedelta().total_seconds()))
+    summary.add_row("duration", hours_text(r.duration.ToTimedelta().total_seconds()))
+    summary.add_row("exposed", hours_text(r.exposed_duration.ToTimedelta().total_seconds()))
     summary.add_row("layer", f"{r.layer_version}{'  (SYNTHETIC seed data)' if r.layer_synthetic else ''}")
     out.print(summary)
     if r.crossings:
@@ -218,11 +203,6 @@ def _print_report(r: pb.ScoreRouteResponse) -> None:
         for h in r.hotspots[:5]:
             table.add_row(h.cell, f"{h.risk:.2e}", str(h.incident_count), h.pass_time.ToDatetime().strftime("%a %H:%M"))
         out.print(table)
-
-
-def _hours(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def main() -> None:

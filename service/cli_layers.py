@@ -18,8 +18,8 @@ import typer
 from geodata.errors import InputError
 from geodata.layer_store import LayerNotFoundError, LayerStore, export_csv
 from geodata.layers import BuildParams, build_layer
+from service.cli_common import EXIT_BAD_INPUT, CliError, reports_errors
 
-EXIT_BAD_INPUT = 2
 MAX_LISTED_PROBLEMS = 200
 
 layers_app = typer.Typer(help="Build and manage incident risk layers.", no_args_is_help=True)
@@ -33,11 +33,6 @@ Municipalities = Annotated[
     Path | None, typer.Option("--municipalities", help="INEGI municipal polygons, for SESNSP municipal CSVs")
 ]
 Roads = Annotated[Path | None, typer.Option("--roads", help="road lines: spread SESNSP counts onto road cells")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr)
-    return typer.Exit(code)
 
 
 def _report_input_error(exc: InputError) -> typer.Exit:
@@ -55,7 +50,7 @@ def _parse_column_map(text: str | None) -> dict[str, str] | None:
         return None
     pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
     if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
-        raise _fail(f"--column-map {text!r}: expected canonical=column pairs separated by commas", EXIT_BAD_INPUT)
+        raise CliError(f"--column-map {text!r}: expected canonical=column pairs separated by commas", EXIT_BAD_INPUT)
     return {key.strip(): value.strip() for key, value in pairs}
 
 
@@ -87,6 +82,7 @@ def _road_cells(roads: Path | None, resolution: int):
 
 
 @layers_app.command("build")
+@reports_errors
 def build(
     inputs: Annotated[list[Path], typer.Argument(help="incident files: CSV, GeoJSON, GeoPackage, GeoParquet, SESNSP")],
     out: Annotated[Path, typer.Option("--out", envvar="ROUTERISK_LAYER_DIR", help="the layer store to write into")],
@@ -116,6 +112,7 @@ def build(
 
 
 @layers_app.command("list")
+@reports_errors
 def list_layers(
     layer_dir: LayerDir,
     as_json: Annotated[bool, typer.Option("--json", help="JSON array on stdout")] = False,
@@ -140,18 +137,20 @@ def list_layers(
 
 
 @layers_app.command("activate")
+@reports_errors
 def activate_layer(version: Annotated[str, typer.Argument()], layer_dir: LayerDir) -> None:
     """Make VERSION the active layer; running servers pick it up within seconds."""
     try:
         LayerStore(layer_dir).activate(version)
     except LayerNotFoundError as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
     except (ValueError, OSError) as exc:
-        raise _fail(f"layer {version} cannot be loaded, nothing changed: {exc}") from None
+        raise CliError(f"layer {version} cannot be loaded, nothing changed: {exc}") from None
     print(version)
 
 
 @layers_app.command("export")
+@reports_errors
 def export(
     version: Annotated[str, typer.Argument()],
     out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
@@ -161,12 +160,13 @@ def export(
     try:
         layer = LayerStore(layer_dir).load(version)
     except LayerNotFoundError as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
     rows = export_csv(layer, out)
     print(f"{rows} cells written to {out}", file=sys.stderr)
 
 
 @layers_app.command("backtest")
+@reports_errors
 def backtest_command(
     inputs: Annotated[list[Path], typer.Argument(help="incident files (as for build)")],
     train_until: Annotated[str, typer.Option("--train-until", help="ISO date: train before, test from")],
@@ -185,7 +185,7 @@ def backtest_command(
     try:
         until = datetime.fromisoformat(train_until)
     except ValueError:
-        raise _fail(f"--train-until {train_until!r} is not an ISO 8601 date", EXIT_BAD_INPUT) from None
+        raise CliError(f"--train-until {train_until!r} is not an ISO 8601 date", EXIT_BAD_INPUT) from None
     until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
     incidents, _ = _read(inputs, column_map, timezone, municipalities, roads, resolution)
     params = BuildParams(resolution=resolution, half_life_days=half_life_days)
@@ -195,5 +195,5 @@ def backtest_command(
             incidents, train_until_s=int(until.timestamp()), test_days=test_days, params=params, road_cells=cells
         )
     except ValueError as exc:
-        raise _fail(str(exc), EXIT_BAD_INPUT) from None
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
     print(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))

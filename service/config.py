@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     layer_dir: Path | None = Field(None, description="layer store; its active layer is served (unset: the seed layer)")
     layer_poll_seconds: float = Field(2.0, gt=0, description="how often the layer store's ACTIVE pointer is checked")
     border_live_max_age_minutes: float = Field(60.0, gt=0, description="live waits older than this fall back")
+    border_feed_url: str | None = Field(None, description="CBP wait-times feed (JSON or XML) the server polls itself")
+    border_poll_seconds: float = Field(300.0, gt=0, description="how often the feed is polled")
     crossing_match_km: float = Field(15.0, gt=0, description="how far a crossing may be from a port's facility")
     cache_max_entries: int = Field(10_000, ge=0, description="in-process result cache size (0 disables)")
     cache_ttl_seconds: float = Field(600.0, gt=0, description="result cache time to live")

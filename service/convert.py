@@ -185,6 +185,8 @@ def score_response(result: RouteScore) -> pb.ScoreRouteResponse:
         resolution=result.resolution,
         cell_count=result.cell_count,
         layer_synthetic=result.layer_synthetic,
+        queue_expected_incidents=result.queue_expected,
+        border_data_version=result.border_version,
     )
 
 
@@ -233,6 +235,7 @@ def _crossing(c: CrossingResult) -> pb.CrossingPassage:
         arrival_time=timestamp(c.arrival_s),
         closed=c.closed,
         expected_incidents=c.expected,
+        operational_status=c.operational_status,
     )
     if c.observed_at_s:
         message.observed_at.CopyFrom(timestamp(c.observed_at_s))

@@ -37,6 +37,8 @@ STOP_RISK_MULTIPLIER = 2.0
 # A planned stop farther than this from the route is a caller's mistake, not a detour.
 STOP_MAX_OFFSET_KM = 5.0
 SEGMENT_WINDOW_KM = 10.0
+# the queue at a port of entry stands on the last stretch of road before the line
+QUEUE_APPROACH_KM = 3.0
 MAX_SEGMENTS = 10
 MAX_HOTSPOTS = 10
 
@@ -123,6 +125,7 @@ class CrossingResult:
     arrival_s: float
     closed: bool
     expected: float
+    operational_status: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class RouteScore:
     layer_synthetic: bool
     resolution: int
     cell_count: int
+    queue_expected: float = 0.0
+    border_version: str = ""
 
 
 @dataclass
@@ -195,6 +200,8 @@ def score_route(query: ScoreQuery, layer: RiskLayer, border: BorderData, options
         layer_synthetic=layer.synthetic,
         resolution=chain.resolution,
         cell_count=len(chain.cells),
+        queue_expected=float(sum(c.expected for c in crossings)),
+        border_version=border.version,
     )
 
 
@@ -272,10 +279,10 @@ def _crossing_results(
     rows: list[tuple[int, Crossing, WaitEstimate]], chain: CellChain, layer: RiskLayer, timeline: _Timeline, lane: str
 ) -> Iterator[CrossingResult]:
     for row, crossing, estimate in rows:
+        approach = _approach_rows(chain, row)
         queue_mid_s = timeline.enter_s[row] + timeline.wait_h[row] * 1800
-        cell = chain.cells[row : row + 1]
-        rate = float(layer.rates(cell, timeline.hours(np.array([queue_mid_s]), np.array([row])))[0])
-        wait_h = estimate.minutes / 60.0
+        hours = timeline.hours(np.full(len(approach), queue_mid_s), approach)
+        rate = float(layer.rates(chain.cells[approach], hours).mean())
         yield CrossingResult(
             crossing=crossing,
             lane=lane,
@@ -284,8 +291,16 @@ def _crossing_results(
             observed_at_s=estimate.observed_at_s,
             arrival_s=float(timeline.enter_s[row]),
             closed=estimate.closed,
-            expected=rate * wait_h,
+            expected=rate * estimate.minutes / 60.0,
+            operational_status=estimate.operational_status,
         )
+
+
+def _approach_rows(chain: CellChain, row: int) -> np.ndarray:
+    """Chain rows of the port's approach: the last ``QUEUE_APPROACH_KM`` before the crossing."""
+    start = chain.start_km[row] - QUEUE_APPROACH_KM
+    first = int(np.searchsorted(chain.start_km, start, side="left"))
+    return np.arange(min(first, row), row + 1)
 
 
 def _segments(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -14,10 +15,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from geodata.layer_store import LayerStore
+from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
+from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service import logs
+from service.admin_api import RouteRiskAdminServicer
 from service.api import RouteRiskServicer
+from service.border_feed import FeedPoller
 from service.cache import Cache, InProcessCache, NullCache
 from service.config import Settings
 from service.state import LayerWatcher, ServingState, load_initial_snapshot
@@ -25,6 +30,7 @@ from service.state import LayerWatcher, ServingState, load_initial_snapshot
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteRiskService"].full_name
+ADMIN_SERVICE_NAME = admin_pb.DESCRIPTOR.services_by_name["RouteRiskAdminService"].full_name
 
 
 @dataclass
@@ -36,6 +42,7 @@ class RunningServer:
     state: ServingState
     port: int
     watcher: LayerWatcher | None = None
+    feed: FeedPoller | None = None
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -45,8 +52,9 @@ class RunningServer:
     def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
-        if self.watcher is not None:
-            self.watcher.stop()
+        for worker in (self.watcher, self.feed):
+            if worker is not None:
+                worker.stop()
         self.server.stop(grace).wait()
 
 
@@ -64,9 +72,11 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options)
     pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, make_cache(settings)), server)
+    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(settings.address)
     if port == 0:
         raise OSError(f"cannot listen on {settings.address}")
@@ -83,6 +93,14 @@ def load_data(running: RunningServer, settings: Settings) -> None:
     if settings.layer_dir is not None:
         running.watcher = LayerWatcher(running.state, LayerStore(settings.layer_dir), settings.layer_poll_seconds)
         running.watcher.start()
+    if settings.border_feed_url:
+        state = running.state
+        running.feed = FeedPoller(
+            settings.border_feed_url,
+            settings.border_poll_seconds,
+            lambda observations, _source: state.merge_observations(observations, int(time.time())),
+        )
+        running.feed.start()
     running.set_serving(True)
     log.info(
         "serving",

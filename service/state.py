@@ -12,11 +12,12 @@ import threading
 from dataclasses import dataclass
 
 import seeds
-from geodata.border import BorderData, load_border_data
+from geodata.border import BorderData, WaitObservation, load_border_data
 from geodata.ingest import read_incidents
 from geodata.layer_store import LayerStore
 from geodata.layers import BuildParams, RiskLayer, build_layer
 from service.config import Settings
+from service.errors import NotReadyError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,21 @@ class ServingState:
             self._snapshot = Snapshot(new_layer, new_border)
             log.info("activated", extra={"layer_version": new_layer.version, "border_version": new_border.version})
             return self._snapshot
+
+    def merge_observations(self, observations: list[WaitObservation], now_s: int) -> tuple[int, int, str]:
+        """Merge live border waits into the served border data (all or nothing).
+
+        Returns (accepted, stale, border version); a bad batch raises and changes nothing.
+        """
+        with self._write_lock:
+            current = self._snapshot
+            if current is None:
+                raise NotReadyError("border data is still loading; retry shortly")
+            border, accepted, stale = current.border.merged(observations, now_s=now_s)
+            if accepted:
+                self._snapshot = Snapshot(current.layer, border)
+        log.info("border observations", extra={"accepted": accepted, "stale": stale, "border_version": border.version})
+        return accepted, stale, border.version
 
 
 def build_seed_layer(resolution: int = 8) -> RiskLayer:

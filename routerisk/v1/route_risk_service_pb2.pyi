@@ -151,7 +151,7 @@ class Hotspot(_message.Message):
     def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_incidents: _Optional[float] = ..., pass_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CrossingPassage(_message.Message):
-    __slots__ = ("port_number", "port_name", "crossing_name", "lane", "expected_wait_minutes", "wait_source", "observed_at", "direction", "location", "arrival_time", "closed", "expected_incidents")
+    __slots__ = ("port_number", "port_name", "crossing_name", "lane", "expected_wait_minutes", "wait_source", "observed_at", "direction", "location", "arrival_time", "closed", "expected_incidents", "operational_status")
     PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PORT_NAME_FIELD_NUMBER: _ClassVar[int]
     CROSSING_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class CrossingPassage(_message.Message):
     ARRIVAL_TIME_FIELD_NUMBER: _ClassVar[int]
     CLOSED_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONAL_STATUS_FIELD_NUMBER: _ClassVar[int]
     port_number: str
     port_name: str
     crossing_name: str
@@ -176,10 +177,11 @@ class CrossingPassage(_message.Message):
     arrival_time: _timestamp_pb2.Timestamp
     closed: bool
     expected_incidents: float
-    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., wait_source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[_Union[CrossingDirection, str]] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed: _Optional[bool] = ..., expected_incidents: _Optional[float] = ...) -> None: ...
+    operational_status: str
+    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., wait_source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[_Union[CrossingDirection, str]] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed: _Optional[bool] = ..., expected_incidents: _Optional[float] = ..., operational_status: _Optional[str] = ...) -> None: ...
 
 class ScoreRouteResponse(_message.Message):
-    __slots__ = ("score", "level", "expected_incidents", "incident_probability", "distance_km", "duration", "segments", "hotspots", "crossings", "layer_version", "cached", "exposed_duration", "departure_time", "arrival_time", "resolution", "cell_count", "reference", "layer_synthetic")
+    __slots__ = ("score", "level", "expected_incidents", "incident_probability", "distance_km", "duration", "segments", "hotspots", "crossings", "layer_version", "cached", "exposed_duration", "departure_time", "arrival_time", "resolution", "cell_count", "reference", "layer_synthetic", "queue_expected_incidents", "border_data_version")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +200,8 @@ class ScoreRouteResponse(_message.Message):
     CELL_COUNT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    BORDER_DATA_VERSION_FIELD_NUMBER: _ClassVar[int]
     score: float
     level: RiskLevel
     expected_incidents: float
@@ -216,7 +220,9 @@ class ScoreRouteResponse(_message.Message):
     cell_count: int
     reference: str
     layer_synthetic: bool
-    def __init__(self, score: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., expected_incidents: _Optional[float] = ..., incident_probability: _Optional[float] = ..., distance_km: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[RouteSegment, _Mapping]]] = ..., hotspots: _Optional[_Iterable[_Union[Hotspot, _Mapping]]] = ..., crossings: _Optional[_Iterable[_Union[CrossingPassage, _Mapping]]] = ..., layer_version: _Optional[str] = ..., cached: _Optional[bool] = ..., exposed_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[int] = ..., cell_count: _Optional[int] = ..., reference: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
+    queue_expected_incidents: float
+    border_data_version: str
+    def __init__(self, score: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., expected_incidents: _Optional[float] = ..., incident_probability: _Optional[float] = ..., distance_km: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[RouteSegment, _Mapping]]] = ..., hotspots: _Optional[_Iterable[_Union[Hotspot, _Mapping]]] = ..., crossings: _Optional[_Iterable[_Union[CrossingPassage, _Mapping]]] = ..., layer_version: _Optional[str] = ..., cached: _Optional[bool] = ..., exposed_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[int] = ..., cell_count: _Optional[int] = ..., reference: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ..., queue_expected_incidents: _Optional[float] = ..., border_data_version: _Optional[str] = ...) -> None: ...
 
 class BatchScoreRoutesRequest(_message.Message):
     __slots__ = ("requests",)
@@ -403,3 +409,35 @@ class ListBorderCrossingsResponse(_message.Message):
     crossings: _containers.RepeatedCompositeFieldContainer[BorderCrossing]
     border_data_version: str
     def __init__(self, crossings: _Optional[_Iterable[_Union[BorderCrossing, _Mapping]]] = ..., border_data_version: _Optional[str] = ...) -> None: ...
+
+class CompareRoutesRequest(_message.Message):
+    __slots__ = ("alternatives", "risk_weight")
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    RISK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    alternatives: _containers.RepeatedCompositeFieldContainer[ScoreRouteRequest]
+    risk_weight: float
+    def __init__(self, alternatives: _Optional[_Iterable[_Union[ScoreRouteRequest, _Mapping]]] = ..., risk_weight: _Optional[float] = ...) -> None: ...
+
+class RankedRoute(_message.Message):
+    __slots__ = ("index", "rank", "cost", "result")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    rank: int
+    cost: float
+    result: ScoreRouteResponse
+    def __init__(self, index: _Optional[int] = ..., rank: _Optional[int] = ..., cost: _Optional[float] = ..., result: _Optional[_Union[ScoreRouteResponse, _Mapping]] = ...) -> None: ...
+
+class CompareRoutesResponse(_message.Message):
+    __slots__ = ("ranked", "recommended_index", "reason", "risk_weight")
+    RANKED_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RISK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ranked: _containers.RepeatedCompositeFieldContainer[RankedRoute]
+    recommended_index: int
+    reason: str
+    risk_weight: float
+    def __init__(self, ranked: _Optional[_Iterable[_Union[RankedRoute, _Mapping]]] = ..., recommended_index: _Optional[int] = ..., reason: _Optional[str] = ..., risk_weight: _Optional[float] = ...) -> None: ...

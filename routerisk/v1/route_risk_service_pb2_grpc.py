@@ -61,6 +61,11 @@ class RouteRiskServiceStub:
                 request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsRequest.SerializeToString,
                 response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsResponse.FromString,
                 _registered_method=True)
+        self.CompareRoutes = channel.unary_unary(
+                '/routerisk.v1.RouteRiskService/CompareRoutes',
+                request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.SerializeToString,
+                response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.FromString,
+                _registered_method=True)
 
 
 class RouteRiskServiceServicer:
@@ -107,6 +112,14 @@ class RouteRiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareRoutes(self, request, context):
+        """CompareRoutes scores 2–10 alternative routes for one load and ranks them
+        by a blend of risk and time, with a one-line reason for the first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteRiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +147,11 @@ def add_RouteRiskServiceServicer_to_server(servicer, server):
                     servicer.ListHotspots,
                     request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsRequest.FromString,
                     response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsResponse.SerializeToString,
+            ),
+            'CompareRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRoutes,
+                    request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.FromString,
+                    response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +291,33 @@ class RouteRiskService:
             '/routerisk.v1.RouteRiskService/ListHotspots',
             routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsRequest.SerializeToString,
             routerisk_dot_v1_dot_route__risk__service__pb2.ListHotspotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routerisk.v1.RouteRiskService/CompareRoutes',
+            routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.SerializeToString,
+            routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.FromString,
             options,
             channel_credentials,
             insecure,

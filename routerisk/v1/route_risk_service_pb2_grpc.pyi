@@ -52,6 +52,10 @@ class RouteRiskServiceStub:
     """ListHotspots lists the riskiest cells of the active layer inside a
     bounding box, riskiest first, paginated (AIP-158).
     """
+    CompareRoutes: _grpc.UnaryUnaryMultiCallable[_route_risk_service_pb2.CompareRoutesRequest, _route_risk_service_pb2.CompareRoutesResponse]
+    """CompareRoutes scores 2–10 alternative routes for one load and ranks them
+    by a blend of risk and time, with a one-line reason for the first.
+    """
 
 @_typing.type_check_only
 class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
@@ -76,6 +80,10 @@ class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
     ListHotspots: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.ListHotspotsRequest, _route_risk_service_pb2.ListHotspotsResponse]  # type: ignore[assignment]
     """ListHotspots lists the riskiest cells of the active layer inside a
     bounding box, riskiest first, paginated (AIP-158).
+    """
+    CompareRoutes: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.CompareRoutesRequest, _route_risk_service_pb2.CompareRoutesResponse]  # type: ignore[assignment]
+    """CompareRoutes scores 2–10 alternative routes for one load and ranks them
+    by a blend of risk and time, with a one-line reason for the first.
     """
 
 class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -128,6 +136,16 @@ class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_route_risk_service_pb2.ListHotspotsResponse, _abc.Awaitable[_route_risk_service_pb2.ListHotspotsResponse]]:
         """ListHotspots lists the riskiest cells of the active layer inside a
         bounding box, riskiest first, paginated (AIP-158).
+        """
+
+    @_abc_1.abstractmethod
+    def CompareRoutes(
+        self,
+        request: _route_risk_service_pb2.CompareRoutesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_route_risk_service_pb2.CompareRoutesResponse, _abc.Awaitable[_route_risk_service_pb2.CompareRoutesResponse]]:
+        """CompareRoutes scores 2–10 alternative routes for one load and ranks them
+        by a blend of risk and time, with a one-line reason for the first.
         """
 
 def add_RouteRiskServiceServicer_to_server(servicer: RouteRiskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

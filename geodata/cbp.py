@@ -1,0 +1,720 @@
+"""CBP Border Wait Times: live commercial-lane feeds and historical hourly averages.
+
+Live feeds come as JSON (``/api/bwtnew``, ``/api/bwtpublicmod``: an array of port records,
+every value a string) or XML (``bwt.xml``: ``<border_wait_time>`` holding ``<port>`` records
+with the same field names). Both become :class:`~geodata.border.WaitObservation` objects for
+the commercial standard and FAST lanes of the Mexican-border ports we know the time zone of
+(by default the 24 commercial ports of ``seeds/ports_of_entry.csv``), plus a
+:class:`PortStatus` per kept port. Records of other ports are ignored. A feed with anything
+structurally wrong in a kept record is rejected whole with :class:`InvalidFeedError`, whose
+violations name every bad record and field; partial results are never returned.
+
+Observation time
+    A lane's ``update_time`` (``At Noon CDT``, ``At 10:00 am PDT``, ``at midnight mst``,
+    ``At 13:00``...) on the record's ``date`` (``6/29/2022`` or ``2022-06-29``). A zone
+    abbreviation, when given, fixes the UTC offset (CBP writes ``At 4:00 pm PST`` for Naco, AZ:
+    the abbreviation, not the port's zone, is what makes the instant agree with the other
+    Arizona ports); without one the port's IANA zone applies. A lane that is reported (status
+    not ``N/A``) but has no ``update_time`` (``Lanes Closed``, ``Update Pending``) takes the
+    record's ``time`` in the port's zone, else the newest lane update of the feed. An update
+    more than six hours after the record's own ``time`` was made the previous evening (a feed
+    written just after midnight) and is moved back a day.
+
+Historical averages (:func:`parse_historical`)
+    CBP's historical wait-time export, one row per day of week and hour: ``bwt_day``,
+    ``time_slot``, ``cv_time_avg`` (commercial standard) and ``xcv_time_avg`` (commercial FAST),
+    optionally ``port_number``; other columns are ignored. CSV, or the JSON of
+    ``/api/historicalwaittimes`` (``{"wait_times": [...]}`` or a bare array). See
+    :func:`parse_historical` for the accepted day and hour spellings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+import seeds
+from geodata.border import LANES, WaitObservation
+from geodata.errors import InputError, Violation
+
+HOURS_PER_WEEK = 168
+MEXICAN_BORDER = "mexican border"
+# feed lane key -> our lane name
+FEED_LANES = (("standard_lanes", "standard"), ("FAST_lanes", "fast"))
+# historical column -> our lane name
+HISTORICAL_COLUMNS = (("cv_time_avg", "standard"), ("xcv_time_avg", "fast"))
+
+# US zone abbreviations CBP writes, as hours from UTC
+ZONE_ABBREVIATIONS: dict[str, int] = {
+    "EDT": -4, "EST": -5, "CDT": -5, "CST": -6, "MDT": -6, "MST": -7, "PDT": -7, "PST": -8,
+    "AKDT": -8, "AKST": -9, "HST": -10, "ADT": -3, "AST": -4, "NDT": -2, "NST": -3,
+}  # fmt: skip
+# an update this far after the record's own time belongs to the previous day
+ROLLOVER = timedelta(hours=6)
+_NOT_AVAILABLE = {"", "n/a", "na"}
+
+_UPDATE_TIME = re.compile(
+    r"""^\s*(?:at\s*)?
+    (?:(?P<word>noon|midnight)
+      |(?P<h12>\d{1,2})(?:\s*:\s*(?P<m12>\d{2}))?\s*(?P<ampm>[ap])\.?\s*m\.?
+      |(?P<h24>\d{1,2})\s*:\s*(?P<m24>\d{2}))
+    \s*(?P<zone>[a-z]{2,4})?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_US_DATE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$")
+_ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
+_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d*)?\s*$|^\s*\.\d+\s*$")
+_COUNT = re.compile(r"^\s*\d+\s*$")
+
+
+class InvalidFeedError(InputError):
+    """A CBP feed or historical export cannot be read; nothing of it was used."""
+
+
+@dataclass(frozen=True)
+class PortStatus:
+    """A kept port's identity and status as the feed gives it (``Open``, ``Closed``...)."""
+
+    port_number: str
+    port_name: str
+    crossing_name: str
+    port_status: str
+
+
+# ----------------------------------------------------------------------------- zones
+
+
+@lru_cache(maxsize=1)
+def _seed_zones() -> tuple[tuple[str, str], ...]:
+    with open(seeds.PORTS_CSV, newline="", encoding="utf-8") as handle:
+        return tuple((row["port_number"], row["time_zone"]) for row in csv.DictReader(handle))
+
+
+def port_zones() -> dict[str, str]:
+    """Port number -> IANA zone of the commercial ports in ``seeds/ports_of_entry.csv``."""
+    return dict(_seed_zones())
+
+
+# ----------------------------------------------------------------------------- live feeds
+
+
+def parse_feed(
+    text: str | bytes, *, zones: Mapping[str, str] | None = None
+) -> tuple[list[WaitObservation], list[PortStatus]]:
+    """Parse a live feed, JSON or XML by its first non-blank character (``[``/``{`` or ``<``)."""
+    head = _first_char(text)
+    if head in ("[", "{"):
+        return parse_bwt_json(text, zones=zones)
+    if head == "<":
+        return parse_bwt_xml(text, zones=zones)
+    shown = "empty input" if head == "" else f"starts with {head!r}"
+    raise InvalidFeedError(Violation("feed", f"neither JSON nor XML ({shown})"))
+
+
+def parse_bwt_json(
+    text: str | bytes, *, zones: Mapping[str, str] | None = None
+) -> tuple[list[WaitObservation], list[PortStatus]]:
+    """Parse the ``/api/bwtnew`` / ``/api/bwtpublicmod`` JSON array of port records."""
+    source = _decode(text)
+    try:
+        document = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise InvalidFeedError(
+            Violation("feed", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        ) from None
+    except RecursionError:
+        raise InvalidFeedError(Violation("feed", "not valid JSON: nested too deeply")) from None
+    if not isinstance(document, list):
+        raise InvalidFeedError(Violation("feed", f"expected a JSON array of port records, got {_kind(document)}"))
+    return _read_records(document, zones, [])
+
+
+def parse_bwt_xml(
+    text: str | bytes, *, zones: Mapping[str, str] | None = None
+) -> tuple[list[WaitObservation], list[PortStatus]]:
+    """Parse CBP's ``bwt.xml``: ``<border_wait_time>`` with ``<port>`` records (JSON field names)."""
+    if isinstance(text, str):
+        source: str | bytes = text.lstrip("\ufeff")
+        probe = source[:4096].lower()
+        has_dtd = "<!doctype" in probe or "<!entity" in probe
+    else:
+        source = text
+        probe_b = text[:4096].lower()
+        has_dtd = b"<!doctype" in probe_b or b"<!entity" in probe_b
+    if has_dtd:
+        # entity expansion is the classic XML bomb; the CBP feed never declares a DTD
+        raise InvalidFeedError(Violation("feed", "XML with a DOCTYPE or ENTITY declaration is not accepted"))
+    try:
+        root = ET.fromstring(source)
+    except ET.ParseError as exc:
+        line, column = exc.position
+        reason = str(exc).split(":")[0]
+        raise InvalidFeedError(
+            Violation("feed", f"not well-formed XML: {reason} at line {line} column {column}")
+        ) from None
+    except (ValueError, LookupError) as exc:  # unknown or mismatched declared encoding
+        raise InvalidFeedError(Violation("feed", f"cannot read the XML: {exc}")) from None
+    if _local(root.tag) != "border_wait_time":
+        raise InvalidFeedError(Violation("feed", f"expected a <border_wait_time> document, got <{_local(root.tag)}>"))
+    violations: list[Violation] = []
+    records = [
+        _element_value(element, f"ports[{i}]", violations)
+        for i, element in enumerate(e for e in root if _local(e.tag) == "port")
+    ]
+    return _read_records(records, zones, violations)
+
+
+def _element_value(element: ET.Element, path: str, violations: list[Violation]) -> Any:
+    """An element as JSON-like data: a dict of its children, or its stripped text for a leaf."""
+    children = list(element)
+    if not children:
+        return (element.text or "").strip()
+    value: dict[str, Any] = {}
+    for child in children:
+        name = _local(child.tag)
+        if name in value:
+            violations.append(Violation(f"{path}.{name}", f"element <{name}> appears more than once"))
+            continue
+        value[name] = _element_value(child, f"{path}.{name}", violations)
+    return value
+
+
+def _read_records(
+    records: list[Any], zones: Mapping[str, str] | None, violations: list[Violation]
+) -> tuple[list[WaitObservation], list[PortStatus]]:
+    zones = port_zones() if zones is None else zones
+    pending: list[_PendingLane] = []
+    statuses: list[PortStatus] = []
+    seen: dict[str, int] = {}
+    for index, record in enumerate(records):
+        path = f"ports[{index}]"
+        if not isinstance(record, dict):
+            violations.append(Violation(path, f"expected a port record (object), got {_kind(record)}"))
+            continue
+        number = _text(record, "port_number", path, violations, required=True)
+        border = _text(record, "border", path, violations, required=True)
+        if number is None or border is None:
+            continue
+        if not number:
+            violations.append(Violation(f"{path}.port_number", "is empty"))
+            continue
+        if border.lower() != MEXICAN_BORDER or number not in zones:
+            continue
+        if number in seen:
+            violations.append(Violation(f"{path}.port_number", f"port {number!r} repeats ports[{seen[number]}]"))
+            continue
+        seen[number] = index
+        status = _read_record(record, number, zones[number], path, violations, pending)
+        if status is not None:
+            statuses.append(status)
+    # every record's `time` is the same instant (when CBP wrote the feed) in the port's local time,
+    # except that some Arizona records are an hour ahead; the median is the feed's instant
+    per_record = {p.port_number: p.record_s for p in pending}
+    written = sorted(t for t in per_record.values() if t is not None)
+    feed_s = written[(len(written) - 1) // 2] if written else None
+    newest_update = max((p.update_s for p in pending if p.update_s is not None), default=None)
+    observations: list[WaitObservation] = []
+    for lane in pending:
+        observed = lane.update_s
+        if observed is None:
+            known = [t for t in (lane.record_s, feed_s) if t is not None]
+            observed = min(known) if known else newest_update
+        if observed is None:
+            violations.append(
+                Violation(
+                    f"{lane.path}.update_time",
+                    f"port {lane.port_number!r}: no update_time, the record has no time and no other lane "
+                    "of the feed has one",
+                )
+            )
+            continue
+        observations.append(
+            WaitObservation(lane.port_number, lane.lane, lane.wait, observed, lane.status, lane.lanes_open, lane.closed)
+        )
+    if violations:
+        raise InvalidFeedError(violations)
+    return observations, statuses
+
+
+@dataclass(frozen=True)
+class _PendingLane:
+    path: str
+    port_number: str
+    lane: str
+    wait: float | None
+    update_s: int | None  # from the lane's update_time; None when it has none
+    record_s: int | None  # the record's own time
+    status: str
+    lanes_open: int
+    closed: bool
+
+
+def _read_record(
+    record: dict[str, Any],
+    number: str,
+    zone_name: str,
+    path: str,
+    violations: list[Violation],
+    pending: list[_PendingLane],
+) -> PortStatus | None:
+    before = len(violations)
+    zone = ZoneInfo(zone_name)
+    name = _text(record, "port_name", path, violations) or ""
+    crossing = _text(record, "crossing_name", path, violations) or ""
+    port_status = _text(record, "port_status", path, violations) or ""
+    day = _parse_date(_text(record, "date", path, violations, required=True), f"{path}.date", number, violations)
+    clock_text = _text(record, "time", path, violations) or ""
+    record_time: datetime | None = None
+    if clock_text and day is not None:
+        clock = _parse_clock(clock_text)
+        if clock is None:
+            violations.append(Violation(f"{path}.time", f"port {number!r}: time {clock_text!r} is not HH:MM[:SS]"))
+        else:
+            record_time = datetime(day.year, day.month, day.day, *clock, tzinfo=zone)
+    lanes = record.get("commercial_vehicle_lanes")
+    lanes_path = f"{path}.commercial_vehicle_lanes"
+    if not isinstance(lanes, dict):
+        problem = "is missing" if lanes is None else f"expected an object, got {_kind(lanes)}"
+        violations.append(Violation(lanes_path, f"port {number!r}: {problem}"))
+        return None
+    found: list[_PendingLane] = []
+    for key, lane in FEED_LANES:
+        lane_path = f"{lanes_path}.{key}"
+        fields = lanes.get(key)
+        if not isinstance(fields, dict):
+            problem = "is missing" if fields is None else f"expected an object, got {_kind(fields)}"
+            violations.append(Violation(lane_path, f"port {number!r}: {problem}"))
+            continue
+        status = _text(fields, "operational_status", lane_path, violations, required=True)
+        if status is None or status.upper() == "N/A":
+            continue
+        wait = _parse_minutes(_text(fields, "delay_minutes", lane_path, violations), lane_path, number, violations)
+        lanes_open = _parse_count(_text(fields, "lanes_open", lane_path, violations), lane_path, number, violations)
+        update = _text(fields, "update_time", lane_path, violations) or ""
+        observed: datetime | None = None
+        if update and day is not None:
+            observed = _update_instant(update, day, zone, record_time, f"{lane_path}.update_time", number, violations)
+        closed = status.lower() == "lanes closed" or port_status.lower() == "closed"
+        found.append(
+            _PendingLane(
+                lane_path,
+                number,
+                lane,
+                wait,
+                _seconds(observed),
+                _seconds(record_time),
+                status,
+                lanes_open if lanes_open is not None else 0,
+                closed,
+            )
+        )
+    if len(violations) > before:
+        return None
+    pending.extend(found)
+    return PortStatus(number, name, crossing, port_status)
+
+
+def _update_instant(
+    text: str,
+    day: date,
+    zone: ZoneInfo,
+    record_time: datetime | None,
+    path: str,
+    number: str,
+    violations: list[Violation],
+) -> datetime | None:
+    match = _UPDATE_TIME.match(text)
+    problem = None
+    hour = minute = 0
+    if match is None:
+        problem = "is not like 'At Noon CDT' or 'At 10:00 am PDT'"
+    elif match["word"]:
+        hour = 12 if match["word"].lower() == "noon" else 0
+    elif match["ampm"]:
+        hour, minute = int(match["h12"]), int(match["m12"] or 0)
+        if not 1 <= hour <= 12 or minute > 59:
+            problem = "is not a valid 12-hour clock time"
+        hour = hour % 12 + (12 if match["ampm"].lower() == "p" else 0)
+    else:
+        hour, minute = int(match["h24"]), int(match["m24"])
+        if hour > 23 or minute > 59:
+            problem = "is not a valid 24-hour clock time"
+    abbreviation = (match["zone"] or "").upper() if match else ""
+    if problem is None and abbreviation and abbreviation not in ZONE_ABBREVIATIONS:
+        problem = f"has an unknown time zone abbreviation {abbreviation!r}"
+    if problem is not None:
+        violations.append(Violation(path, f"port {number!r}: update_time {text!r} {problem}"))
+        return None
+    tz = timezone(timedelta(hours=ZONE_ABBREVIATIONS[abbreviation])) if abbreviation else zone
+    instant = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
+    if record_time is not None and instant - record_time > ROLLOVER:
+        instant -= timedelta(days=1)
+    return instant
+
+
+# ----------------------------------------------------------------------------- field helpers
+
+
+def _text(
+    record: dict[str, Any], key: str, path: str, violations: list[Violation], *, required: bool = False
+) -> str | None:
+    """A field as stripped text (numbers accepted as JSON numbers; null as empty)."""
+    if key not in record:
+        if required:
+            violations.append(Violation(f"{path}.{key}", "is missing"))
+        return None
+    value = record[key]
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    violations.append(Violation(f"{path}.{key}", f"expected a string, got {_kind(value)}"))
+    return None
+
+
+def _parse_date(text: str | None, path: str, number: str, violations: list[Violation]) -> date | None:
+    if text is None:
+        return None
+    us, iso = _US_DATE.match(text), _ISO_DATE.match(text)
+    try:
+        if us:
+            return date(int(us[3]), int(us[1]), int(us[2]))
+        if iso:
+            return date(int(iso[1]), int(iso[2]), int(iso[3]))
+    except ValueError:
+        pass
+    violations.append(Violation(path, f"port {number!r}: date {text!r} is not a valid M/D/YYYY date"))
+    return None
+
+
+def _parse_clock(text: str) -> tuple[int, int, int] | None:
+    match = _CLOCK.match(text)
+    if match is None:
+        return None
+    hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
+    return (hour, minute, second) if hour <= 23 and minute <= 59 and second <= 59 else None
+
+
+def _parse_minutes(text: str | None, path: str, number: str, violations: list[Violation]) -> float | None:
+    if text is None or text.lower() in _NOT_AVAILABLE:
+        return None
+    if _NUMBER.match(text):
+        return float(text)
+    violations.append(
+        Violation(f"{path}.delay_minutes", f"port {number!r}: delay_minutes {text!r} is not a number of minutes")
+    )
+    return None
+
+
+def _parse_count(text: str | None, path: str, number: str, violations: list[Violation]) -> int | None:
+    if text is None or text.lower() in _NOT_AVAILABLE:
+        return 0
+    if _COUNT.match(text):
+        return int(text)
+    violations.append(Violation(f"{path}.lanes_open", f"port {number!r}: lanes_open {text!r} is not a whole number"))
+    return None
+
+
+def _seconds(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
+
+
+def _decode(text: str | bytes) -> str:
+    if isinstance(text, str):
+        return text.lstrip("\ufeff")
+    try:
+        return text.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidFeedError(Violation("feed", f"not UTF-8 text (byte {exc.start})")) from None
+
+
+def _first_char(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        head = text[:1024].lstrip(b"\xef\xbb\xbf").lstrip()[:1]
+        return head.decode("latin-1")
+    return text.lstrip("\ufeff").lstrip()[:1]
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else str(tag)
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)
+
+
+# ----------------------------------------------------------------------------- historical
+
+
+_DAY_NAMES = {
+    name: index
+    for index, names in enumerate(
+        (
+            ("monday", "mon", "mo"),
+            ("tuesday", "tue", "tues", "tu"),
+            ("wednesday", "wed", "we"),
+            ("thursday", "thu", "thur", "thurs", "th"),
+            ("friday", "fri", "fr"),
+            ("saturday", "sat", "sa"),
+            ("sunday", "sun", "su"),
+        )
+    )
+    for name in names
+}
+_SLOT = re.compile(
+    r"""^\s*(?P<h>\d{1,2})(?:\s*:?\s*(?P<m>\d{2}))?\s*(?:(?P<ampm>[ap])\.?\s*m\.?)?
+    (?:\s*(?:-|–|to)\s*\d{1,2}(?:\s*:?\s*\d{2})?\s*(?:[ap]\.?\s*m\.?)?)?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_SLOT_WORDS = {"midnight": 0, "noon": 12}
+_BLANK = {"", "n/a", "na", "null", "none", "-"}
+
+
+def parse_historical(text: str | bytes, *, port_number: str | None = None) -> dict[tuple[str, str], np.ndarray]:
+    """Mean commercial waits by local hour of week from CBP's historical export.
+
+    Returns ``(port_number, lane) -> 168 floats`` (index 0 = Monday 00:00 local time of the
+    port; NaN where the export has no figure), for lane ``"standard"`` (column ``cv_time_avg``)
+    and ``"fast"`` (``xcv_time_avg``) when that column is present. Rows naming the same port,
+    day and hour (several months, quarter-hour slots) are averaged.
+
+    * ``bwt_day``: a day name or abbreviation (``Monday``, ``Mon``, ``Thurs``...), or a number.
+      Numbers follow CBP's own numbering, **0 = Monday ... 6 = Sunday**; a file whose numbers run
+      1..7 (a 7 and no 0) is read as ISO, **1 = Monday ... 7 = Sunday**.
+    * ``time_slot``: the hour the slot starts: ``13``, ``13:00``, ``1300``, ``1 PM``, ``1:00 pm``,
+      ``Noon``, ``Midnight``, or a range such as ``13:00-13:59`` / ``1300-1400`` / ``1 pm - 2 pm``.
+    * values: minutes, ``>= 0``; blank, ``N/A``, ``null`` or ``-`` is no figure (NaN).
+    * ``port_number``: the column if present (``port_number`` argument then selects that port);
+      otherwise every row belongs to the ``port_number`` argument.
+
+    CSV (comma-separated, header row, UTF-8 with or without BOM) or the JSON of
+    ``/api/historicalwaittimes`` (``{"wait_times": [rows]}`` or a bare array of rows).
+    Raises :class:`InvalidFeedError` naming every bad row and column.
+    """
+    violations: list[Violation] = []
+    rows = _historical_rows(_decode(text), violations)
+    if violations:
+        raise InvalidFeedError(violations)
+    if not rows:
+        raise InvalidFeedError(Violation("feed", "no data rows"))
+    columns = {c for row in rows for c in row}
+    missing = [c for c in ("bwt_day", "time_slot") if c not in columns]
+    lanes = [(column, lane) for column, lane in HISTORICAL_COLUMNS if column in columns]
+    if not lanes:
+        missing.append("cv_time_avg or xcv_time_avg")
+    if "port_number" not in columns and port_number is None:
+        missing.append("port_number (or the port_number argument)")
+    if missing:
+        raise InvalidFeedError([Violation("feed", f"missing column {m!r}") for m in missing])
+
+    raw_days = [(row.get("bwt_day") or "").strip() for row in rows]
+    numeric = [int(d) for d in raw_days if d.isdigit()]
+    iso_numbers = 7 in numeric and 0 not in numeric
+    sums: dict[tuple[str, str], np.ndarray] = {}
+    counts: dict[tuple[str, str], np.ndarray] = {}
+    wanted = port_number.strip() if port_number is not None else None
+    for index, (row, day_text) in enumerate(zip(rows, raw_days, strict=True)):
+        path = f"rows[{index}]"
+        label = f"row {index + 1}"
+        number = (row.get("port_number") or "").strip() or wanted
+        if number is None:
+            violations.append(Violation(f"{path}.port_number", f"{label}: port_number is empty"))
+            continue
+        if wanted is not None and number != wanted:
+            continue
+        day = _parse_day(day_text, iso_numbers)
+        if day is None:
+            violations.append(Violation(f"{path}.bwt_day", f"{label}: bwt_day {day_text!r} is not a day of the week"))
+        slot_text = (row.get("time_slot") or "").strip()
+        hour = _parse_slot(slot_text)
+        if hour is None:
+            violations.append(Violation(f"{path}.time_slot", f"{label}: time_slot {slot_text!r} is not an hour"))
+        values: list[tuple[str, float]] = []
+        for column, lane in lanes:
+            value_text = (row.get(column) or "").strip()
+            if value_text.lower() in _BLANK:
+                continue
+            if not _NUMBER.match(value_text):
+                violations.append(
+                    Violation(f"{path}.{column}", f"{label}: {column} {value_text!r} is not a number of minutes")
+                )
+                continue
+            values.append((lane, float(value_text)))
+        if day is None or hour is None:
+            continue
+        how = day * 24 + hour
+        for _, lane in lanes:
+            key = (number, lane)
+            if key not in sums:
+                sums[key] = np.zeros(HOURS_PER_WEEK)
+                counts[key] = np.zeros(HOURS_PER_WEEK)
+        for lane, value in values:
+            sums[number, lane][how] += value
+            counts[number, lane][how] += 1
+    if violations:
+        raise InvalidFeedError(violations)
+    if not sums:
+        raise InvalidFeedError(Violation("port_number", f"no rows for port {wanted!r}"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {key: np.where(counts[key] > 0, sums[key] / counts[key], np.nan) for key in sorted(sums)}
+
+
+def _historical_rows(source: str, violations: list[Violation]) -> list[dict[str, str]]:
+    """Rows as ``column -> text`` (lower-case column names); row 1 is the first data row."""
+    head = source.lstrip()[:1]
+    if head in ("[", "{"):
+        try:
+            document = json.loads(source)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InvalidFeedError(Violation("feed", f"not valid JSON: {exc}")) from None
+        items = document.get("wait_times") if isinstance(document, dict) else document
+        if not isinstance(items, list):
+            raise InvalidFeedError(Violation("feed", "expected an array of rows or {'wait_times': [rows]}"))
+        rows = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidFeedError(Violation(f"rows[{index}]", f"expected an object, got {_kind(item)}"))
+            rows.append({str(k).strip().lower(): _cell(v) for k, v in item.items()})
+        return rows
+    try:
+        reader = csv.reader(io.StringIO(source, newline=""))
+        table = list(reader)
+    except csv.Error as exc:
+        raise InvalidFeedError(Violation("feed", f"cannot read the CSV: {exc}")) from None
+    table = [line for line in table if any(cell.strip() for cell in line)]
+    if not table:
+        return []
+    header = [cell.strip().lower() for cell in table[0]]
+    rows = []
+    for index, line in enumerate(table[1:]):
+        if len(line) > len(header):
+            violations.append(Violation(f"rows[{index}]", f"row {index + 1} has more cells than the header"))
+        rows.append(dict(zip(header, line, strict=False)))
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a"
+    return str(value)
+
+
+def _parse_day(text: str, iso_numbers: bool) -> int | None:
+    lowered = text.strip().lower().rstrip(".")
+    if lowered in _DAY_NAMES:
+        return _DAY_NAMES[lowered]
+    if lowered.isdigit():
+        number = int(lowered)
+        if iso_numbers:
+            return number - 1 if 1 <= number <= 7 else None
+        return number if 0 <= number <= 6 else None
+    return None
+
+
+def _parse_slot(text: str) -> int | None:
+    lowered = text.strip().lower()
+    if lowered in _SLOT_WORDS:
+        return _SLOT_WORDS[lowered]
+    match = _SLOT.match(text)
+    if match is None:
+        return None
+    hour, minute = int(match["h"]), int(match["m"] or 0)
+    if minute > 59:
+        return None
+    if match["ampm"]:
+        if not 1 <= hour <= 12:
+            return None
+        return hour % 12 + (12 if match["ampm"].lower() == "p" else 0)
+    return hour if hour <= 23 else None
+
+
+# ----------------------------------------------------------------------------- profiles document
+
+
+def profiles_document(profiles: Mapping[tuple[str, str], np.ndarray], *, label: str) -> dict:
+    """The ``wait_profiles.json`` document (``load_border_data`` reads it) for these profiles.
+
+    NaN hours are filled first with the mean of the same local hour on the days that have it,
+    then (an hour of day with no figure on any day) by linear interpolation between the nearest
+    hours of the week that have one, wrapping Sunday night to Monday morning. How many hours were
+    filled per port and lane is recorded under ``filled_hours``; a lane with no figure at all is
+    left out of ``ports`` and listed under ``empty``. Minutes are rounded to 0.1.
+    """
+    ports: dict[str, dict[str, list[float]]] = {}
+    filled: dict[str, dict[str, int]] = {}
+    empty: list[str] = []
+    for (number, lane), values in sorted(profiles.items()):
+        if lane not in LANES:
+            raise ValueError(f"profile lane {lane!r} of port {number!r} is not one of {LANES}")
+        array = np.asarray(values, dtype=np.float64)
+        if array.shape != (HOURS_PER_WEEK,):
+            raise ValueError(f"profile of port {number!r} lane {lane!r} has shape {array.shape}, expected (168,)")
+        if np.isnan(array).all():
+            empty.append(f"{number}/{lane}")
+            continue
+        complete, count = _fill(array)
+        ports.setdefault(number, {})[lane] = [round(float(v), 1) for v in complete]
+        filled.setdefault(number, {})[lane] = count
+    return {
+        "label": label,
+        "source": "historical",
+        "hour_of_week": "0 = Monday 00:00 local time of the port",
+        "units": "minutes",
+        "method": "geodata.cbp.profiles_document: mean of CBP historical hourly averages; missing hours from "
+        "the same hour on other days, else interpolated between neighbouring hours",
+        "filled_hours": filled,
+        "empty": empty,
+        "ports": ports,
+    }
+
+
+def _fill(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` without NaN (see :func:`profiles_document`) and how many hours were filled."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return values.copy(), 0
+    week = values.reshape(7, 24)
+    present = ~np.isnan(week)
+    per_hour = np.where(present, week, 0.0).sum(axis=0)
+    days = present.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        same_hour = np.where(days > 0, per_hour / days, np.nan)
+    result = np.where(np.isnan(week), same_hour[np.newaxis, :], week).reshape(HOURS_PER_WEEK)
+    gaps = np.isnan(result)
+    if gaps.any():
+        known = np.flatnonzero(~gaps)
+        result[gaps] = np.interp(np.flatnonzero(gaps), known, result[known], period=HOURS_PER_WEEK)
+    return result, int(missing.sum())
+
+
+__all__ = [
+    "FEED_LANES",
+    "HISTORICAL_COLUMNS",
+    "ZONE_ABBREVIATIONS",
+    "InvalidFeedError",
+    "PortStatus",
+    "parse_bwt_json",
+    "parse_bwt_xml",
+    "parse_feed",
+    "parse_historical",
+    "port_zones",
+    "profiles_document",
+]

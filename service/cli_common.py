@@ -1,0 +1,121 @@
+"""What every ``routerisk`` command shares: exit codes, one-line errors, server calls,
+route files, times and JSON output. Data goes to stdout, messages to stderr."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import grpc
+import typer
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from geodata import route as routes
+from geodata.errors import InputError
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+
+T = TypeVar("T")
+
+Server = Annotated[str, typer.Option(envvar="ROUTERISK_SERVER", help="routerisk server host:port")]
+Timeout = Annotated[float, typer.Option(help="seconds to wait for the server")]
+AsJson = Annotated[bool, typer.Option("--json", help="print proto3 JSON only")]
+DEFAULT_SERVER = "localhost:50051"
+
+
+class CliError(Exception):
+    """An error shown as one line on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def reports_errors(command: Callable[..., T]) -> Callable[..., T]:
+    """Turn a :class:`CliError` raised by a command into one stderr line and its exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return command(*args, **kwargs)
+        except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(exc.code) from None
+
+    return wrapper
+
+
+@contextmanager
+def channel_to(server: str) -> Iterator[grpc.Channel]:
+    """A channel whose RPC errors become :class:`CliError` with the right exit code."""
+    with grpc.insecure_channel(server) as channel:
+        try:
+            yield channel
+        except grpc.RpcError as exc:
+            raise rpc_error(exc, server) from None
+
+
+def rpc_error(exc: grpc.RpcError, server: str) -> CliError:
+    code = exc.code()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return CliError(violations(exc) or exc.details(), EXIT_BAD_INPUT)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return CliError(f"server {server} is unreachable or not ready ({code.name}): {exc.details()}", EXIT_UNAVAILABLE)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return CliError(exc.details() or "not found", EXIT_BAD_INPUT)
+    return CliError(f"server {server} answered {code.name}: {exc.details()}")
+
+
+def violations(exc: grpc.RpcError) -> str:
+    """The BadRequest field violations of an INVALID_ARGUMENT, on one line."""
+    status = rpc_status.from_call(exc)
+    if status is None:
+        return ""
+    parts = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            parts.extend(f"{v.field}: {v.description}" for v in bad.field_violations)
+    return "invalid request: " + "; ".join(parts) if parts else ""
+
+
+def read_route(source: str) -> routes.RoutePath:
+    """Decode a route file (GeoJSON or GPX) or stdin; file errors are the caller's."""
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+            return routes.from_gpx(text) if text.lstrip().startswith("<") else routes.from_geojson(text)
+        return routes.from_file(Path(source))
+    except InputError as exc:
+        raise CliError(str(exc) if source != "-" else f"stdin: {exc}", EXIT_BAD_INPUT) from None
+    except OSError as exc:
+        raise CliError(f"{source}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time (UTC when no offset is given)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not an ISO 8601 time", EXIT_BAD_INPUT) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def print_json(message: Message) -> None:
+    """Exactly the message, in the canonical proto3 JSON mapping, on stdout."""
+    sys.stdout.write(json_format.MessageToJson(message, indent=2, always_print_fields_with_no_presence=True) + "\n")
+
+
+def hours_text(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
