@@ -61,6 +61,8 @@ ZONE_ABBREVIATIONS: dict[str, int] = {
     "EDT": -4, "EST": -5, "CDT": -5, "CST": -6, "MDT": -6, "MST": -7, "PDT": -7, "PST": -8,
     "AKDT": -8, "AKST": -9, "HST": -10, "ADT": -3, "AST": -4, "NDT": -2, "NST": -3,
 }  # fmt: skip
+# a feed date outside these years is a corrupt record, not a replay of old data
+FEED_YEARS = (1970, 2200)
 # an update this far after the record's own time belongs to the previous day
 ROLLOVER = timedelta(hours=6)
 _NOT_AVAILABLE = {"", "n/a", "na"}
@@ -71,13 +73,15 @@ _UPDATE_TIME = re.compile(
       |(?P<h12>\d{1,2})(?:\s*:\s*(?P<m12>\d{2}))?\s*(?P<ampm>[ap])\.?\s*m\.?
       |(?P<h24>\d{1,2})\s*:\s*(?P<m24>\d{2}))
     \s*(?P<zone>[a-z]{2,4})?\s*$""",
-    re.IGNORECASE | re.VERBOSE,
+    re.IGNORECASE | re.VERBOSE | re.ASCII,
 )
-_US_DATE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$")
-_ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
-_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
-_NUMBER = re.compile(r"^\s*\d+(?:\.\d*)?\s*$|^\s*\.\d+\s*$")
-_COUNT = re.compile(r"^\s*\d+\s*$")
+_US_DATE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$", re.ASCII)
+_ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$", re.ASCII)
+_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$", re.ASCII)
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d*)?\s*$|^\s*\.\d+\s*$", re.ASCII)
+_DTD = re.compile(rb"<!\s*(?:doctype|entity)", re.IGNORECASE)
+_BOM = b"\xef\xbb\xbf"
+_COUNT = re.compile(r"^\s*\d+\s*$", re.ASCII)
 
 
 class InvalidFeedError(InputError):
@@ -146,15 +150,9 @@ def parse_bwt_xml(
     text: str | bytes, *, zones: Mapping[str, str] | None = None
 ) -> tuple[list[WaitObservation], list[PortStatus]]:
     """Parse CBP's ``bwt.xml``: ``<border_wait_time>`` with ``<port>`` records (JSON field names)."""
-    if isinstance(text, str):
-        source: str | bytes = text.lstrip("\ufeff")
-        probe = source[:4096].lower()
-        has_dtd = "<!doctype" in probe or "<!entity" in probe
-    else:
-        source = text
-        probe_b = text[:4096].lower()
-        has_dtd = b"<!doctype" in probe_b or b"<!entity" in probe_b
-    if has_dtd:
+    # leading blanks (and a byte-order mark) are tolerated, as parse_feed does
+    source: str | bytes = text.lstrip("\ufeff").lstrip() if isinstance(text, str) else text.lstrip(_BOM).lstrip()
+    if _DTD.search(source if isinstance(source, bytes) else source.encode("utf-8", "replace")):
         # entity expansion is the classic XML bomb; the CBP feed never declares a DTD
         raise InvalidFeedError(Violation("feed", "XML with a DOCTYPE or ENTITY declaration is not accepted"))
     try:
@@ -391,14 +389,19 @@ def _parse_date(text: str | None, path: str, number: str, violations: list[Viola
     if text is None:
         return None
     us, iso = _US_DATE.match(text), _ISO_DATE.match(text)
+    parsed = None
     try:
         if us:
-            return date(int(us[3]), int(us[1]), int(us[2]))
-        if iso:
-            return date(int(iso[1]), int(iso[2]), int(iso[3]))
+            parsed = date(int(us[3]), int(us[1]), int(us[2]))
+        elif iso:
+            parsed = date(int(iso[1]), int(iso[2]), int(iso[3]))
     except ValueError:
         pass
-    violations.append(Violation(path, f"port {number!r}: date {text!r} is not a valid M/D/YYYY date"))
+    if parsed is not None and FEED_YEARS[0] <= parsed.year <= FEED_YEARS[1]:
+        return parsed
+    violations.append(
+        Violation(path, f"port {number!r}: date {text!r} is not a M/D/YYYY date in {FEED_YEARS[0]}..{FEED_YEARS[1]}")
+    )
     return None
 
 
@@ -445,7 +448,7 @@ def _decode(text: str | bytes) -> str:
 
 def _first_char(text: str | bytes) -> str:
     if isinstance(text, bytes):
-        head = text[:1024].lstrip(b"\xef\xbb\xbf").lstrip()[:1]
+        head = text[:1024].lstrip(_BOM).lstrip()[:1]
         return head.decode("latin-1")
     return text.lstrip("\ufeff").lstrip()[:1]
 
@@ -480,7 +483,7 @@ _DAY_NAMES = {
 _SLOT = re.compile(
     r"""^\s*(?P<h>\d{1,2})(?:\s*:?\s*(?P<m>\d{2}))?\s*(?:(?P<ampm>[ap])\.?\s*m\.?)?
     (?:\s*(?:-|–|to)\s*\d{1,2}(?:\s*:?\s*\d{2})?\s*(?:[ap]\.?\s*m\.?)?)?\s*$""",
-    re.IGNORECASE | re.VERBOSE,
+    re.IGNORECASE | re.VERBOSE | re.ASCII,
 )
 _SLOT_WORDS = {"midnight": 0, "noon": 12}
 _BLANK = {"", "n/a", "na", "null", "none", "-"}
@@ -524,7 +527,7 @@ def parse_historical(text: str | bytes, *, port_number: str | None = None) -> di
         raise InvalidFeedError([Violation("feed", f"missing column {m!r}") for m in missing])
 
     raw_days = [(row.get("bwt_day") or "").strip() for row in rows]
-    numeric = [int(d) for d in raw_days if d.isdigit()]
+    numeric = [int(d) for d in raw_days if d.isascii() and d.isdigit()]
     iso_numbers = 7 in numeric and 0 not in numeric
     sums: dict[tuple[str, str], np.ndarray] = {}
     counts: dict[tuple[str, str], np.ndarray] = {}
@@ -621,7 +624,7 @@ def _parse_day(text: str, iso_numbers: bool) -> int | None:
     lowered = text.strip().lower().rstrip(".")
     if lowered in _DAY_NAMES:
         return _DAY_NAMES[lowered]
-    if lowered.isdigit():
+    if lowered.isascii() and lowered.isdigit():
         number = int(lowered)
         if iso_numbers:
             return number - 1 if 1 <= number <= 7 else None

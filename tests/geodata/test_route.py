@@ -95,9 +95,7 @@ def test_swapped_hint() -> None:
     assert "-99.1332" in vs[0].description
 
 
-@pytest.mark.parametrize(
-    ("bad", "shown"), [(math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")]
-)
+@pytest.mark.parametrize(("bad", "shown"), [(math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")])
 def test_non_finite_values(bad: float, shown: str) -> None:
     with pytest.raises(InvalidRouteError) as exc:
         from_points([LATS[0], bad, LATS[2]], [LNGS[0], LNGS[1], bad])
@@ -317,9 +315,9 @@ def test_polyline_round_trip(coords: list[tuple[float, float]], precision: int) 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.floats(-80, 80), st.floats(-170, 170)), min_size=2, max_size=30, unique=True
-    ).filter(lambda c: len({(round(a, 4), round(b, 4)) for a, b in c}) == len(c))
+    st.lists(st.tuples(st.floats(-80, 80), st.floats(-170, 170)), min_size=2, max_size=30, unique=True).filter(
+        lambda c: len({(round(a, 4), round(b, 4)) for a, b in c}) == len(c)
+    )
 )
 def test_polyline_round_trip_through_validation(coords: list[tuple[float, float]]) -> None:
     # Distinct points always decode and validate, unless two consecutive ones are antipodal.
@@ -352,8 +350,10 @@ def test_geojson_feature_real_route() -> None:
 
 def test_geojson_feature_collection_with_one_feature_and_altitudes() -> None:
     coords = [[-99.1, 19.4, 2240.0], [-99.2, 19.5, 2250.5]]
-    fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
-        "type": "LineString", "coordinates": coords}}]}
+    fc = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": coords}}],
+    }
     path = from_geojson(json.dumps(fc))
     np.testing.assert_array_equal(path.lat, [19.4, 19.5])
     np.testing.assert_array_equal(path.lng, [-99.1, -99.2])
@@ -372,7 +372,7 @@ def test_geojson_mixed_position_lengths() -> None:
         ({"type": "MultiLineString", "coordinates": [[[0, 0], [1, 1]]]}, "found MultiLineString"),
         ({"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 0]}}, "found Point at geometry"),
         ({"type": "Feature", "geometry": None}, "found null at geometry"),
-        ({"coordinates": [[0, 0], [1, 1]]}, "without a \"type\""),
+        ({"coordinates": [[0, 0], [1, 1]]}, 'without a "type"'),
         ([[0, 0], [1, 1]], "found an array"),
         ({"type": "FeatureCollection", "features": []}, "found 0 features"),
     ],

@@ -148,3 +148,33 @@ def test_reasons_point_at_the_hotspot():
     hotspot_km = (HOTSPOT[0] - 20.40) * 111.2
     assert segment.start_km - 1 <= hotspot_km <= segment.end_km + 1
     assert sum(s.share for s in result.segments) <= 1.0 + 1e-9
+
+
+def test_queue_time_at_a_port_counts_as_exposure_on_its_approach():
+    import seeds
+    from geodata.border import WaitObservation, load_border_data
+
+    border = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
+    port = border.port("230404")
+    approach = (port.lat - 0.01, port.lng)  # ~1 km before the line, where the queue stands
+    # incidents at every hour, so the comparison is about the length of the wait, not the clock
+    rows = [row for hour in range(24) for row in incident_rows(5, hour, where=approach)]
+    for i, row in enumerate(rows):
+        row["id"] = f"q{i}"
+    layer = layer_of(rows)
+    route = from_points([port.lat - 0.3, port.lat, port.lat + 0.05], [port.lng, port.lng, port.lng])
+    depart = departure(14)
+
+    def scored(wait_minutes: float):
+        arrival = depart + int(0.3 * 111.2 / 60 * 3600)
+        live = WaitObservation("230404", "standard", wait_minutes, arrival)
+        data, accepted, _ = border.merged([live], now_s=arrival)
+        assert accepted == 1
+        return score_route(ScoreQuery(route, depart, 60.0), layer, data, OPTIONS)
+
+    short, long = scored(10), scored(120)
+    assert short.crossings[0].wait_source == long.crossings[0].wait_source == "live"
+    assert long.queue_expected == pytest.approx(12 * short.queue_expected, rel=0.35)
+    assert short.queue_expected > 0
+    assert long.expected - short.expected == pytest.approx(long.queue_expected - short.queue_expected, rel=0.05)
+    assert long.duration_h - short.duration_h == pytest.approx(110 / 60)
