@@ -89,9 +89,10 @@ class BorderData:
     ports: tuple[Port, ...]
     boundary: LineString
     profiles: Mapping[tuple[str, str], np.ndarray]  # (port, lane) -> 168 minutes, local time
-    profile_source: str = "default"
+    profile_source: str = "default"  # where profiles come from unless profile_sources says otherwise
     observations: Mapping[tuple[str, str], WaitObservation] = field(default_factory=dict)
     version: str = ""
+    profile_sources: Mapping[tuple[str, str], str] = field(default_factory=dict)  # per (port, lane)
 
     @cached_property
     def us_side(self) -> Polygon:
@@ -131,10 +132,9 @@ class BorderData:
             # "Update Pending" and the like: no number, so the profile answers
         local = at_utc_s + utc_offset_seconds(port.time_zone, at_utc_s)
         how = int(hour_of_week(np.array([local]))[0])
-        profile = self.profiles.get((port.port_number, lane))
-        if profile is None:
-            profile = self.profiles.get((port.port_number, "standard"), np.zeros(168))
-        return WaitEstimate(float(profile[how]), self.profile_source)
+        key = (port.port_number, lane) if (port.port_number, lane) in self.profiles else (port.port_number, "standard")
+        profile = self.profiles.get(key, np.zeros(168))
+        return WaitEstimate(float(profile[how]), self.profile_sources.get(key, self.profile_source))
 
     def with_observations(self, observations: Mapping[tuple[str, str], WaitObservation]) -> BorderData:
         """A new version with these live observations."""
@@ -184,18 +184,35 @@ def check_observations(observations: list[WaitObservation], ports: set[str], now
         raise InputError(bad)
 
 
-def load_border_data(ports_csv: Path, boundary_geojson: Path, profiles_json: Path) -> BorderData:
-    """Load the seed (or configured) border files into a versioned :class:`BorderData`."""
+def load_border_data(
+    ports_csv: Path, boundary_geojson: Path, profiles_json: Path, extra_profiles: Path | None = None
+) -> BorderData:
+    """Load the seed (or configured) border files into a versioned :class:`BorderData`.
+
+    ``extra_profiles`` (e.g. built from CBP historical data) override ``profiles_json``
+    for the ports and lanes they cover; each profile keeps its own source.
+    """
     ports = tuple(_read_ports(ports_csv))
     boundary = _read_boundary(boundary_geojson)
-    document = json.loads(Path(profiles_json).read_text(encoding="utf-8"))
-    profiles = {
-        (number, lane): np.asarray(values, dtype=np.float64)
-        for number, lanes in document["ports"].items()
-        for lane, values in lanes.items()
-    }
+    profiles, sources = _read_profiles(profiles_json)
+    if extra_profiles is not None:
+        more, more_sources = _read_profiles(extra_profiles)
+        profiles.update(more)
+        sources.update(more_sources)
+    return _versioned(BorderData(ports, boundary, profiles, profile_sources=sources))
+
+
+def _read_profiles(path: Path) -> tuple[dict[tuple[str, str], np.ndarray], dict[tuple[str, str], str]]:
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
     source = str(document.get("source", "default"))
-    return _versioned(BorderData(ports, boundary, profiles, source))
+    profiles = {}
+    for number, lanes in document["ports"].items():
+        for lane, values in lanes.items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (168,) or not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise ValueError(f"{path}: profile {number}/{lane} must be 168 finite, non-negative minutes")
+            profiles[(number, lane)] = values
+    return profiles, dict.fromkeys(profiles, source)
 
 
 def _read_ports(path: Path) -> list[Port]:
@@ -232,7 +249,7 @@ def _versioned(data: BorderData) -> BorderData:
     digest.update(json.dumps([p.__dict__ for p in data.ports], sort_keys=True).encode())
     digest.update(data.boundary.wkb)
     for key in sorted(data.profiles):
-        digest.update(repr(key).encode())
+        digest.update(repr((key, data.profile_sources.get(key, data.profile_source))).encode())
         digest.update(np.ascontiguousarray(data.profiles[key]).tobytes())
     for key in sorted(data.observations):
         digest.update(json.dumps(data.observations[key].__dict__, sort_keys=True).encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -92,6 +93,33 @@ def poll(
             time.sleep(3600)
     except KeyboardInterrupt:
         poller.stop()
+
+
+@border_app.command("profiles")
+@reports_errors
+def profiles(
+    files: Annotated[list[Path], typer.Argument(help="CBP historical wait-time exports (CSV or JSON)")],
+    out: Annotated[Path, typer.Option("--out", help="profiles JSON to write (ROUTERISK_BORDER_PROFILES_PATH)")],
+    port: Annotated[str | None, typer.Option(help="port number, for files without a port_number column")] = None,
+    label: Annotated[str, typer.Option(help="label stored in the file")] = "CBP historical commercial waits",
+) -> None:
+    """Build hour-of-week wait profiles from CBP historical data, for the server to use."""
+    from geodata.cbp import parse_historical, profiles_document
+
+    merged = {}
+    for file in files:
+        try:
+            merged.update(parse_historical(file.read_bytes(), port_number=port))
+        except InputError as exc:
+            raise CliError(f"{file}: rejected, nothing was written: {exc}", EXIT_BAD_INPUT) from None
+        except OSError as exc:
+            raise CliError(f"{file}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+    document = profiles_document(merged, label=label)
+    scratch = out.with_name(f".{out.name}.tmp")
+    scratch.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    scratch.replace(out)
+    covered = sorted({key[0] for key in merged})
+    print(f"profiles for {len(covered)} port(s) written to {out}: {', '.join(covered)}", file=sys.stderr)
 
 
 @crossings_app.command("list")

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     layer_dir: Path | None = Field(None, description="layer store; its active layer is served (unset: the seed layer)")
     layer_poll_seconds: float = Field(2.0, gt=0, description="how often the layer store's ACTIVE pointer is checked")
     border_live_max_age_minutes: float = Field(60.0, gt=0, description="live waits older than this fall back")
+    border_profiles_path: Path | None = Field(
+        None, description="hour-of-week wait profiles built from CBP history (routerisk border profiles)"
+    )
     border_feed_url: str | None = Field(None, description="CBP wait-times feed (JSON or XML) the server polls itself")
     border_poll_seconds: float = Field(300.0, gt=0, description="how often the feed is polled")
     crossing_match_km: float = Field(15.0, gt=0, description="how far a crossing may be from a port's facility")

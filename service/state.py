@@ -88,8 +88,11 @@ def initial_layer(settings: Settings) -> RiskLayer:
 
 
 def load_initial_snapshot(settings: Settings) -> Snapshot:
-    """The initial layer and the seed border data."""
-    border = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
+    """The initial layer and the border data (seed ports and default profiles, overridden by
+    historical profiles where configured)."""
+    border = load_border_data(
+        seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, settings.border_profiles_path
+    )
     return Snapshot(initial_layer(settings), border)
 
 

@@ -4,6 +4,8 @@ malformed feeds, and synthetic-shaped historical exports (see tests/fixtures/REA
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -577,9 +579,14 @@ def test_profiles_document_fills_gaps_and_loads(tmp_path: Path):
     assert [fast[d * 24 + 3] for d in (0, 1, 6)] == [10.0, 11.0, 16.0]
     path = tmp_path / "profiles.json"
     path.write_text(json.dumps(document), encoding="utf-8")
-    border = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, path)
-    assert border.profile_source == "historical"
+    border = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, path)
     assert border.profiles["250602", "standard"][6 * 24 + 10] == 45.0
+    # Sunday 2022-07-03 10:00 PDT = 17:00 UTC: the historical profile answers, labelled so
+    estimate = border.expected_wait(border.port("250602"), "standard", 1656867600, live_max_age_s=3600)
+    assert (estimate.minutes, estimate.source) == (45.0, "historical")
+    # ports the historical file does not cover keep the default profile
+    laredo = border.expected_wait(border.port("230404"), "standard", 1656867600, live_max_age_s=3600)
+    assert laredo.source == "default"
 
 
 def test_profiles_document_wraps_the_week_and_skips_empty_lanes():
@@ -659,3 +666,25 @@ def test_malformed_historical_rows_are_all_named():
 def test_historical_structure_errors(text: str, message: str):
     with pytest.raises(InvalidFeedError, match=message):
         parse_historical(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from(["Mon", "0", "7", "Funday", ""]), st.text(max_size=6)),
+            st.one_of(st.sampled_from(["0", "13:00", "1 PM", "00:00-00:59", "25", ""]), st.text(max_size=8)),
+            st.one_of(st.sampled_from(["12", "", "N/A", "-1", "abc", "1e3"]), st.text(max_size=5)),
+        ),
+        max_size=5,
+    )
+)
+def test_arbitrary_historical_rows_parse_or_raise_invalid_feed(rows):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([("bwt_day", "time_slot", "cv_time_avg"), *rows])
+    try:
+        profiles = parse_historical(buffer.getvalue(), port_number="230404")
+    except InvalidFeedError as error:
+        assert error.violations
+        return
+    assert all(p.shape == (168,) and not (p < 0).any() for p in profiles.values())

@@ -238,3 +238,29 @@ def test_cli_border_load_poll_and_crossings_list(feed_url, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_historical_profiles_from_the_cli_are_served(tmp_path):
+    out = tmp_path / "profiles.json"
+    run = lambda *args: subprocess.run([*routerisk_command(), *args], capture_output=True, text=True, timeout=120)  # noqa: E731
+    bad = run("border", "profiles", str(CBP / "historical-bad.csv"), "--port", "230404", "--out", str(out))
+    assert bad.returncode == 2 and "nothing was written" in bad.stderr and not out.exists()
+    made = run("border", "profiles", str(CBP / "historical-230404-week.csv"), "--port", "230404", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    settings = Settings(address="127.0.0.1:0", border_profiles_path=out)
+    running = start_server(settings)
+    load_data(running, settings)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RouteRiskServiceStub(channel)
+            waits = laredo_waits(stub, datetime(2025, 1, 15, 18, 0, tzinfo=UTC))  # a Wednesday
+            assert waits[pb.CROSSING_LANE_STANDARD].source == pb.WAIT_SOURCE_HISTORICAL
+            document = json.loads(out.read_text())
+            wednesday_noon = 2 * 24 + 12  # 18:00 UTC in January is 12:00 CST (-6)
+            expected = document["ports"]["230404"]["standard"][wednesday_noon]
+            assert waits[pb.CROSSING_LANE_STANDARD].expected_wait_minutes == pytest.approx(expected)
+            request = pb.ListBorderCrossingsRequest(port_number="250602")
+            other = stub.ListBorderCrossings(request, timeout=10).crossings[0].lane_waits[0]
+            assert other.source == pb.WAIT_SOURCE_DEFAULT
+    finally:
+        running.stop(0)
