@@ -80,6 +80,8 @@ def test_cross_border_demo_routes_find_their_port(stub, name, port_name):
     assert crossing.direction == pb.CROSSING_DIRECTION_NORTHBOUND
     assert crossing.wait_source == pb.WAIT_SOURCE_DEFAULT
     assert crossing.expected_wait_minutes >= 0
+    assert response.queue_expected_incidents == pytest.approx(crossing.expected_incidents)
+    assert 0 <= response.queue_expected_incidents <= response.expected_incidents
     drive_s = response.distance_km / 60.0 * 3600
     total_s = response.duration.ToTimedelta().total_seconds()
     assert total_s == pytest.approx(drive_s + crossing.expected_wait_minutes * 60, rel=1e-6, abs=1)
