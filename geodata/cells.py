@@ -371,3 +371,34 @@ def nearest_chain_index(chain: CellChain, path: RoutePath, lat: float, lng: floa
 def _angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Angle between unit vectors (rows), robust at all sizes."""
     return np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.einsum("...j,...j->...", u, v))
+
+
+_CHAIN_HEADER = np.dtype([("resolution", "<u1"), ("count", "<u4")])
+
+
+def chain_to_bytes(chain: CellChain) -> bytes:
+    """A compact, self-describing encoding of a chain (for the route-geometry cache)."""
+    header = np.array([(chain.resolution, len(chain.cells))], dtype=_CHAIN_HEADER).tobytes()
+    body = (
+        chain.cells.astype("<u8").tobytes()
+        + chain.start_km.astype("<f8").tobytes()
+        + chain.length_km.astype("<f8").tobytes()
+    )
+    return header + body
+
+
+def chain_from_bytes(data: bytes) -> CellChain:
+    """Inverse of :func:`chain_to_bytes`; raises ValueError on anything else."""
+    size = _CHAIN_HEADER.itemsize
+    if len(data) < size:
+        raise ValueError("not an encoded cell chain")
+    header = np.frombuffer(data[:size], dtype=_CHAIN_HEADER)[0]
+    n = int(header["count"])
+    if len(data) != size + 24 * n or n == 0:
+        raise ValueError("encoded cell chain has the wrong length")
+    cells = np.frombuffer(data, dtype="<u8", count=n, offset=size).astype(np.uint64)
+    start = np.frombuffer(data, dtype="<f8", count=n, offset=size + 8 * n).astype(np.float64)
+    length = np.frombuffer(data, dtype="<f8", count=n, offset=size + 16 * n).astype(np.float64)
+    for array in (cells, start, length):
+        array.flags.writeable = False
+    return CellChain(cells, start, length, int(header["resolution"]))

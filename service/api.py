@@ -6,21 +6,24 @@ import hashlib
 import logging
 import math
 import time
+from dataclasses import replace
 
 import grpc
 import h3.api.basic_int as h3i
 import numpy as np
 
+from geodata.border import detect_crossings
+from geodata.cells import CellChain, chain_from_bytes, chain_to_bytes, route_to_cells
 from geodata.errors import InputError, InvalidRequestError, Violation
 from geodata.layers import RiskLayer
 from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service import compare, convert, hotspots
-from service.cache import Cache
+from service.cache import Cache, ResultCache
 from service.config import Settings
 from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
-from service.scoring import ModelOptions, level_of_rate, score_route
+from service.scoring import ModelOptions, ScoreQuery, level_of_rate, score_route
 from service.state import ServingState, Snapshot
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         self._state = state
         self._settings = settings
         self._cache = cache
+        self._results = ResultCache(cache, settings.cache_ttl_seconds)
         self._options = ModelOptions(
             resolution=settings.h3_resolution,
             live_max_age_s=int(settings.border_live_max_age_minutes * 60),
@@ -69,28 +73,50 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         return pb.BatchScoreRoutesResponse(results=results)
 
     def _score(self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int) -> pb.ScoreRouteResponse:
+        """Validate, then serve from the result cache or compute once; times are the request's."""
         query = convert.parse_score_request(
             request,
             now_s=now_s,
             default_speed_kmh=self._settings.default_speed_kmh,
             max_points=self._settings.max_route_points,
         )
-        key = self._cache_key(convert.normalized_request(request, query), snapshot)
-        cached = self._cache.get(key)
-        if cached is not None:
-            response = pb.ScoreRouteResponse.FromString(cached)
-            response.cached = True
-        else:
-            response = convert.score_response(score_route(query, snapshot.layer, snapshot.border, self._options))
-            self._cache.set(key, response.SerializeToString(), self._settings.cache_ttl_seconds)
+        bucket = self._settings.departure_bucket_seconds
+        scored = replace(query, departure_s=query.departure_s - query.departure_s % bucket) if bucket else query
+        crosses = bool(detect_crossings(query.path, snapshot.border, self._options.crossing_match_km))
+        key = self._cache_key(convert.normalized_request(request, scored), snapshot, crosses)
+
+        def compute() -> bytes:
+            chain = self._chain(request.route, query, snapshot.layer.resolution)
+            result = score_route(scored, snapshot.layer, snapshot.border, self._options, chain=chain)
+            return convert.score_response(result).SerializeToString()
+
+        data, cached = self._results.get_or_compute(key, compute)
+        response = pb.ScoreRouteResponse.FromString(data)
+        response.cached = cached
+        convert.shift_times(response, query.departure_s - scored.departure_s)
         response.reference = request.reference
         return response
 
-    def _cache_key(self, normalized: bytes, snapshot: Snapshot) -> str:
+    def _chain(self, route: pb.Route, query: ScoreQuery, resolution: int) -> CellChain:
+        """The route's cell chain from the geometry cache (layer-independent), else computed."""
+        key = "geom:" + hashlib.sha256(route.SerializeToString(deterministic=True) + bytes([resolution])).hexdigest()
+        data = self._cache.get(key)
+        if data is not None:
+            try:
+                return chain_from_bytes(data)
+            except ValueError:
+                log.warning("undecodable cached cell chain; recomputing")
+        chain = route_to_cells(query.path, resolution)
+        self._cache.set(key, chain_to_bytes(chain), self._results.ttl())
+        return chain
+
+    def _cache_key(self, normalized: bytes, snapshot: Snapshot, crosses: bool) -> str:
+        """Request identity + layer version (+ border version when the route crosses)."""
         digest = hashlib.sha256(CACHE_KEY_VERSION)
-        digest.update(f"|{snapshot.layer.version}|{snapshot.border.version}|{self._options}|".encode())
+        border = snapshot.border.version if crosses else "-"
+        digest.update(f"|{snapshot.layer.version}|{border}|{self._options}|".encode())
         digest.update(normalized)
-        return digest.hexdigest()
+        return "score:" + digest.hexdigest()
 
     @grpc_errors
     def GetCellRisk(self, request: pb.GetCellRiskRequest, context: grpc.ServicerContext) -> pb.GetCellRiskResponse:

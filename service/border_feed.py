@@ -43,8 +43,16 @@ def read_observations(body: bytes) -> list[WaitObservation]:
 class FeedPoller:
     """Fetch, parse and sink a feed every ``interval_s`` seconds on a daemon thread."""
 
-    def __init__(self, url: str, interval_s: float, sink: Sink, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        interval_s: float,
+        sink: Sink,
+        timeout_s: float = 10.0,
+        should_poll: Callable[[], bool] | None = None,
+    ) -> None:
         self.url = url
+        self._should_poll = should_poll
         self._interval = interval_s
         self._sink = sink
         self._timeout = timeout_s
@@ -67,6 +75,9 @@ class FeedPoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._should_poll is not None and not self._should_poll():
+                self._stop.wait(self._interval)  # another replica polls this period
+                continue
             try:
                 count = self.poll_once()
             except Exception as exc:  # any failure keeps the data loaded before

@@ -5,6 +5,7 @@ Values are serialized responses (bytes) so every backend stores the same thing.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -60,3 +61,72 @@ class InProcessCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class ResultCache:
+    """Get-or-compute over a :class:`Cache`, computing each missing key once.
+
+    Concurrent misses of one key in this process wait for the first (in-process single
+    flight); across processes a short ``SET NX PX`` lock in Redis does the same, and the
+    others poll for the result for at most ``wait_s`` before computing it themselves
+    rather than fail. TTLs get ±``jitter`` so entries written together do not expire together.
+    """
+
+    def __init__(
+        self,
+        backend: Cache,
+        ttl_seconds: float,
+        *,
+        jitter: float = 0.1,
+        wait_s: float = 0.5,
+        lock_ms: int = 2000,
+        seed: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self._ttl = ttl_seconds
+        self._jitter = jitter
+        self._wait = wait_s
+        self._lock_ms = lock_ms
+        self._random = random.Random(seed)
+        self._inflight: dict[str, threading.Event] = {}
+        self._guard = threading.Lock()
+
+    def ttl(self) -> float:
+        return self._ttl * (1.0 + self._jitter * (2.0 * self._random.random() - 1.0))
+
+    def get_or_compute(self, key: str, compute: Callable[[], bytes]) -> tuple[bytes, bool]:
+        """(value, True) from the cache, or (value, False) freshly computed and stored."""
+        value = self.backend.get(key)
+        if value is not None:
+            return value, True
+        with self._guard:
+            event = self._inflight.get(key)
+            leader = event is None
+            if leader:
+                event = self._inflight[key] = threading.Event()
+        if not leader:
+            event.wait(self._wait)
+            value = self.backend.get(key)
+            return (value, True) if value is not None else (compute(), False)
+        try:
+            return self._compute_once_across_processes(key, compute)
+        finally:
+            with self._guard:
+                self._inflight.pop(key, None)
+            event.set()
+
+    def _compute_once_across_processes(self, key: str, compute: Callable[[], bytes]) -> tuple[bytes, bool]:
+        try_lock = getattr(self.backend, "try_lock", None)
+        locked = try_lock(key, self._lock_ms) if try_lock else None
+        if locked is False:  # another process computes it: wait briefly for its result
+            deadline = time.monotonic() + self._wait
+            while time.monotonic() < deadline:
+                time.sleep(0.005)
+                value = self.backend.get(key)
+                if value is not None:
+                    return value, True
+        value = compute()
+        self.backend.set(key, value, self.ttl())
+        if locked:
+            self.backend.unlock(key)  # type: ignore[attr-defined]
+        return value, False

@@ -139,14 +139,38 @@ def list_layers(
 @layers_app.command("activate")
 @reports_errors
 def activate_layer(version: Annotated[str, typer.Argument()], layer_dir: LayerDir) -> None:
-    """Make VERSION the active layer; running servers pick it up within seconds."""
+    """Make VERSION the active layer; running servers pick it up within seconds.
+
+    With ROUTERISK_REDIS_URL set, every replica sharing that Redis switches too.
+    """
     try:
         LayerStore(layer_dir).activate(version)
     except LayerNotFoundError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
     except (ValueError, OSError) as exc:
         raise CliError(f"layer {version} cannot be loaded, nothing changed: {exc}") from None
+    _broadcast(version)
     print(version)
+
+
+def _broadcast(version: str) -> None:
+    """Set the shared active-layer key when Redis is configured."""
+    from service.config import Settings
+
+    settings = Settings()
+    if not settings.redis_url:
+        return
+    from service.redis_store import RedisCache, connect
+    from service.shared_state import SharedState
+
+    client = connect(
+        settings.redis_url,
+        timeout_s=max(settings.redis_timeout_ms / 1000, 1.0),
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+    )
+    if not SharedState(RedisCache(client, settings.redis_prefix)).set_active_layer(version):
+        print("warning: Redis unreachable: replicas that share only Redis will not switch", file=sys.stderr)
 
 
 @layers_app.command("export")

@@ -30,7 +30,17 @@ class Settings(BaseSettings):
     border_feed_url: str | None = Field(None, description="CBP wait-times feed (JSON or XML) the server polls itself")
     border_poll_seconds: float = Field(300.0, gt=0, description="how often the feed is polled")
     crossing_match_km: float = Field(15.0, gt=0, description="how far a crossing may be from a port's facility")
+    departure_bucket_seconds: int = Field(
+        3600, ge=0, description="departures are scored at the start of their bucket (shared cache work); 0: exact"
+    )
     cache_max_entries: int = Field(10_000, ge=0, description="in-process result cache size (0 disables)")
     cache_ttl_seconds: float = Field(600.0, gt=0, description="result cache time to live")
+    redis_url: str | None = Field(
+        None, description="redis:// or rediss:// URL (ACL user and password in it); unset: in-process cache"
+    )
+    redis_timeout_ms: float = Field(50.0, gt=0, description="timeout of every Redis call")
+    redis_sentinels: str | None = Field(None, description="host:port,host:port of Redis Sentinels")
+    redis_sentinel_master: str = Field("mymaster", description="the master's name at the Sentinels")
+    redis_prefix: str = Field("routerisk:", description="prefix of every key this service writes")
     log_level: str = Field("INFO", description="logging level")
     log_format: str = Field("json", pattern="^(json|text)$", description="json or text logs")

@@ -240,3 +240,15 @@ def _crossing(c: CrossingResult) -> pb.CrossingPassage:
     if c.observed_at_s:
         message.observed_at.CopyFrom(timestamp(c.observed_at_s))
     return message
+
+
+def shift_times(response: pb.ScoreRouteResponse, delta_s: int) -> None:
+    """Move every trip time in ``response`` by ``delta_s`` seconds (observation times stay)."""
+    if not delta_s:
+        return
+    stamps = [response.departure_time, response.arrival_time]
+    stamps += [t for s in response.segments for t in (s.enter_time, s.exit_time)]
+    stamps += [h.pass_time for h in response.hotspots]
+    stamps += [c.arrival_time for c in response.crossings]
+    for stamp in stamps:
+        stamp.seconds += delta_s

@@ -164,10 +164,19 @@ class _Timeline:
         return self.clock.hour_of_week(np.floor(utc_s).astype(np.int64), rows)
 
 
-def score_route(query: ScoreQuery, layer: RiskLayer, border: BorderData, options: ModelOptions) -> RouteScore:
-    """Score one trip against one layer and one border data version (never a mix)."""
-    chain = route_to_cells(query.path, options.resolution)
-    if chain.resolution != layer.resolution:
+def score_route(
+    query: ScoreQuery,
+    layer: RiskLayer,
+    border: BorderData,
+    options: ModelOptions,
+    chain: CellChain | None = None,
+) -> RouteScore:
+    """Score one trip against one layer and one border data version (never a mix).
+
+    ``chain`` is the route's cell chain when already known (the geometry cache); it is
+    recomputed when missing or at another resolution than the layer's.
+    """
+    if chain is None or chain.resolution != layer.resolution:
         chain = route_to_cells(query.path, layer.resolution)
     along_km = query.path.along_km
     timeline = _timeline(chain, query, along_km)

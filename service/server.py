@@ -25,6 +25,8 @@ from service.api import RouteRiskServicer
 from service.border_feed import FeedPoller
 from service.cache import Cache, InProcessCache, NullCache
 from service.config import Settings
+from service.redis_store import RedisCache, connect
+from service.shared_state import BorderSync, SharedState
 from service.state import LayerWatcher, ServingState, load_initial_snapshot
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class RunningServer:
     port: int
     watcher: LayerWatcher | None = None
     feed: FeedPoller | None = None
+    border_sync: BorderSync | None = None
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -52,26 +55,37 @@ class RunningServer:
     def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
-        for worker in (self.watcher, self.feed):
+        for worker in (self.watcher, self.feed, self.border_sync):
             if worker is not None:
                 worker.stop()
         self.server.stop(grace).wait()
 
 
 def make_cache(settings: Settings) -> Cache:
+    """Redis when configured (every replica shares it), else an in-process LRU."""
+    if settings.redis_url:
+        client = connect(
+            settings.redis_url,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            sentinels=settings.redis_sentinels,
+            sentinel_master=settings.redis_sentinel_master,
+        )
+        return RedisCache(client, settings.redis_prefix)
     return InProcessCache(settings.cache_max_entries) if settings.cache_max_entries > 0 else NullCache()
 
 
 def start_server(settings: Settings, state: ServingState | None = None) -> RunningServer:
     """Bind and start; health says NOT_SERVING until :func:`load_data` succeeds."""
-    state = state or ServingState()
+    cache = make_cache(settings)
+    shared = SharedState(cache) if isinstance(cache, RedisCache) else None
+    state = state or ServingState(shared)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options)
-    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, make_cache(settings)), server)
+    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
     admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -90,15 +104,26 @@ def load_data(running: RunningServer, settings: Settings) -> None:
     """Load the configured (or seed) layer and border data, then report SERVING."""
     snapshot = load_initial_snapshot(settings)
     running.state.activate(snapshot.layer, snapshot.border)
+    shared = running.state.shared
     if settings.layer_dir is not None:
-        running.watcher = LayerWatcher(running.state, LayerStore(settings.layer_dir), settings.layer_poll_seconds)
+        store = LayerStore(settings.layer_dir)
+        running.watcher = LayerWatcher(running.state, store, settings.layer_poll_seconds, shared)
         running.watcher.start()
+    if shared is not None:
+        state = running.state
+        running.border_sync = BorderSync(
+            shared, lambda obs, now: state.merge_observations(obs, now, publish=False), interval_s=1.0
+        )
+        running.border_sync.start()
     if settings.border_feed_url:
         state = running.state
+        lease_ms = int(settings.border_poll_seconds * 1000 * 0.9)
         running.feed = FeedPoller(
             settings.border_feed_url,
             settings.border_poll_seconds,
             lambda observations, _source: state.merge_observations(observations, int(time.time())),
+            # with Redis one replica polls per period and shares the result
+            should_poll=(lambda: shared.try_lead("border-poll", lease_ms)) if shared else None,
         )
         running.feed.start()
     running.set_serving(True)

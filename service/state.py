@@ -18,6 +18,7 @@ from geodata.layer_store import LayerStore
 from geodata.layers import BuildParams, RiskLayer, build_layer
 from service.config import Settings
 from service.errors import NotReadyError
+from service.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,10 @@ class Snapshot:
 class ServingState:
     """Holds the active snapshot; readers never lock, writers swap a reference."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: SharedState | None = None) -> None:
         self._snapshot: Snapshot | None = None
         self._write_lock = threading.Lock()
+        self.shared = shared
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -51,8 +53,11 @@ class ServingState:
             log.info("activated", extra={"layer_version": new_layer.version, "border_version": new_border.version})
             return self._snapshot
 
-    def merge_observations(self, observations: list[WaitObservation], now_s: int) -> tuple[int, int, str]:
-        """Merge live border waits into the served border data (all or nothing).
+    def merge_observations(
+        self, observations: list[WaitObservation], now_s: int, *, publish: bool = True
+    ) -> tuple[int, int, str]:
+        """Merge live border waits into the served border data (all or nothing), and share
+        them with the other replicas through Redis when configured.
 
         Returns (accepted, stale, border version); a bad batch raises and changes nothing.
         """
@@ -63,6 +68,8 @@ class ServingState:
             border, accepted, stale = current.border.merged(observations, now_s=now_s)
             if accepted:
                 self._snapshot = Snapshot(current.layer, border)
+        if publish and accepted and self.shared is not None:
+            self.shared.publish_observations(observations)
         log.info("border observations", extra={"accepted": accepted, "stale": stale, "border_version": border.version})
         return accepted, stale, border.version
 
@@ -99,13 +106,17 @@ def load_initial_snapshot(settings: Settings) -> Snapshot:
 class LayerWatcher:
     """Polls the store's ``ACTIVE`` pointer and activates a new version without a restart.
 
-    A version that fails to load is logged once and skipped until ``ACTIVE`` changes again;
-    the layer being served stays.
+    With Redis, the version every replica should serve is the shared ``layers:active`` key
+    (the file is the fallback while Redis is unreachable). A version that fails to load is
+    logged once and skipped until the pointer changes again; the layer being served stays.
     """
 
-    def __init__(self, state: ServingState, store: LayerStore, interval_s: float) -> None:
+    def __init__(
+        self, state: ServingState, store: LayerStore, interval_s: float, shared: SharedState | None = None
+    ) -> None:
         self._state = state
         self._store = store
+        self._shared = shared
         self._interval = interval_s
         self._failed: str | None = None
         self._stop = threading.Event()
@@ -120,7 +131,7 @@ class LayerWatcher:
 
     def check(self) -> bool:
         """One poll: True when a new layer was activated."""
-        version = self._store.active_version()
+        version = (self._shared.active_layer() if self._shared else None) or self._store.active_version()
         snapshot = self._state.snapshot
         if not version or version == self._failed or (snapshot and snapshot.layer.version == version):
             return False
