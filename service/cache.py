@@ -130,3 +130,37 @@ class ResultCache:
         if locked:
             self.backend.unlock(key)  # type: ignore[attr-defined]
         return value, False
+
+
+class TieredCache:
+    """An in-process LRU in front of a shared cache (Redis).
+
+    Keys carry the layer and border versions, so a local copy is never stale: it only
+    saves the network round trip for answers this replica has already seen.
+    """
+
+    def __init__(self, local: InProcessCache, shared: Cache, local_ttl_seconds: float = 60.0) -> None:
+        self.local = local
+        self.shared = shared
+        self._local_ttl = local_ttl_seconds
+
+    def get(self, key: str) -> bytes | None:
+        value = self.local.get(key)
+        if value is None:
+            value = self.shared.get(key)
+            if value is not None:
+                self.local.set(key, value, self._local_ttl)
+        return value
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        self.local.set(key, value, min(ttl_seconds, self._local_ttl))
+        self.shared.set(key, value, ttl_seconds)
+
+    def try_lock(self, key: str, ttl_ms: int) -> bool | None:
+        try_lock = getattr(self.shared, "try_lock", None)
+        return try_lock(key, ttl_ms) if try_lock else None
+
+    def unlock(self, key: str) -> None:
+        unlock = getattr(self.shared, "unlock", None)
+        if unlock:
+            unlock(key)

@@ -57,13 +57,17 @@ def serve(
         Path | None,
         typer.Option("--layer-dir", help="layer store whose active layer is served [env ROUTERISK_LAYER_DIR]"),
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="server processes sharing the port [env ROUTERISK_WORKERS]")
+    ] = None,
 ) -> None:
     """Start the gRPC server (seed layers and in-process cache unless configured)."""
     from service.config import Settings
-    from service.server import serve as run
+    from service.server import serve_workers
 
-    overrides = {k: v for k, v in (("address", address), ("layer_dir", layer_dir)) if v is not None}
-    raise typer.Exit(run(Settings(**overrides)))
+    given = (("address", address), ("layer_dir", layer_dir), ("workers", workers))
+    overrides = {k: v for k, v in given if v is not None}
+    raise typer.Exit(serve_workers(Settings(**overrides)))
 
 
 @app.command()

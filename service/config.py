@@ -14,7 +14,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROUTERISK_", extra="ignore")
 
     address: str = Field("0.0.0.0:50051", description="host:port the gRPC server listens on")
-    max_workers: int = Field(16, ge=1, le=1024, description="gRPC handler threads")
+    max_workers: int = Field(16, ge=1, le=1024, description="gRPC handler threads (per process)")
+    workers: int = Field(1, ge=1, le=64, description="server processes sharing the port (SO_REUSEPORT)")
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request or response")
     grace_seconds: float = Field(20.0, ge=0, description="time in-flight calls get on shutdown")
     h3_resolution: int = Field(8, ge=0, le=15, description="H3 resolution of route cell chains")

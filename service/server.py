@@ -4,6 +4,8 @@ status, serve, and drain on SIGTERM/SIGINT (health NOT_SERVING, then ``stop(grac
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -23,7 +25,7 @@ from service import logs
 from service.admin_api import RouteRiskAdminServicer
 from service.api import RouteRiskServicer
 from service.border_feed import FeedPoller
-from service.cache import Cache, InProcessCache, NullCache
+from service.cache import Cache, InProcessCache, NullCache, TieredCache
 from service.config import Settings
 from service.redis_store import RedisCache, connect
 from service.shared_state import BorderSync, SharedState
@@ -70,19 +72,24 @@ def make_cache(settings: Settings) -> Cache:
             sentinels=settings.redis_sentinels,
             sentinel_master=settings.redis_sentinel_master,
         )
-        return RedisCache(client, settings.redis_prefix)
+        shared = RedisCache(client, settings.redis_prefix)
+        if settings.cache_max_entries > 0:
+            return TieredCache(InProcessCache(settings.cache_max_entries), shared)
+        return shared
     return InProcessCache(settings.cache_max_entries) if settings.cache_max_entries > 0 else NullCache()
 
 
 def start_server(settings: Settings, state: ServingState | None = None) -> RunningServer:
     """Bind and start; health says NOT_SERVING until :func:`load_data` succeeds."""
     cache = make_cache(settings)
-    shared = SharedState(cache) if isinstance(cache, RedisCache) else None
+    redis_cache = cache.shared if isinstance(cache, TieredCache) else cache
+    shared = SharedState(redis_cache) if isinstance(redis_cache, RedisCache) else None
     state = state or ServingState(shared)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        # several worker processes share one port (routerisk serve --workers N)
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options)
     pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
@@ -158,3 +165,40 @@ def serve(settings: Settings) -> int:
     running.stop(settings.grace_seconds)
     log.info("stopped")
     return 0
+
+
+def serve_workers(settings: Settings) -> int:
+    """Fork ``settings.workers`` server processes on one port (SO_REUSEPORT); the kernel
+    spreads connections over them, so every core serves. Forking happens before any gRPC
+    object exists, as gRPC requires. SIGTERM/SIGINT are passed on; exit 0 when all drained."""
+    if settings.workers <= 1:
+        return serve(settings)
+    if settings.address.rsplit(":", 1)[-1] == "0":
+        raise SystemExit("--workers needs a fixed port: the processes must bind the same one")
+    logs.configure(settings.log_level, settings.log_format)
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_worker, args=(settings,), name=f"routerisk-worker-{n}", daemon=False)
+        for n in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    log.info("workers started", extra={"workers": len(workers), "pids": [w.pid for w in workers]})
+
+    def forward(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid:
+                os.kill(worker.pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    for worker in workers:
+        worker.join()
+    codes = [worker.exitcode for worker in workers]
+    log.info("workers stopped", extra={"exit_codes": codes})
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def _worker(settings: Settings) -> None:
+    logging.getLogger().handlers.clear()
+    raise SystemExit(serve(settings))

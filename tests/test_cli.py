@@ -116,3 +116,28 @@ def test_sigterm_drains_and_exits_0():
     log = process.stderr.read().decode()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(entry["message"] == "draining" for entry in lines)
+
+
+def test_workers_share_one_port_and_drain_together():
+    """--workers 2: two processes serve one port; SIGTERM drains both and exits 0."""
+    from tests.conftest import wait_serving
+
+    address = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [*routerisk_command(), "serve", "--address", address, "--workers", "2"], stderr=subprocess.PIPE
+    )
+    try:
+        wait_serving(address)
+        for _ in range(6):  # new connections, spread over the workers by the kernel
+            result = run_cli("score", str(seeds.DEMO_ROUTES["tijuana_otay-mesa"]), "--server", address, "--json")
+            assert result.returncode == 0, result.stderr
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    entries = [json.loads(line) for line in process.stderr.read().decode().splitlines() if line.startswith("{")]
+    serving = {entry["pid"] for entry in entries if entry["message"] == "serving"}
+    assert len(serving) == 2 and process.pid not in serving
+    stopped = {entry["pid"] for entry in entries if entry["message"] == "stopped"}
+    assert stopped == serving
