@@ -140,22 +140,38 @@ class BorderData:
         """A new version with these live observations."""
         return _versioned(replace(self, observations=dict(observations)))
 
-    def merged(self, observations: list[WaitObservation], *, now_s: int) -> tuple[BorderData, int, int]:
+    def merged(
+        self, observations: list[WaitObservation], *, now_s: int
+    ) -> tuple[BorderData, list[WaitObservation], int]:
         """A new version with ``observations`` merged in (all checked first, all or nothing).
 
         An observation replaces the one held for its port and lane only when it is newer,
-        so a late or replayed feed never turns the clock back. Returns (data, accepted, stale).
+        so a late or replayed feed never turns the clock back. Returns (data, the accepted
+        observations, how many were not newer).
         """
         check_observations(observations, {p.port_number for p in self.ports}, now_s)
         held = dict(self.observations)
-        accepted = 0
+        accepted = []
         for obs in observations:
             key = (obs.port_number, obs.lane)
             if key not in held or obs.observed_at_s > held[key].observed_at_s:
                 held[key] = obs
-                accepted += 1
-        stale = len(observations) - accepted
+                accepted.append(obs)
+        stale = len(observations) - len(accepted)
         return (self.with_observations(held) if accepted else self), accepted, stale
+
+    def usable(self, observations: list[WaitObservation], now_s: int) -> list[WaitObservation]:
+        """The observations that pass :func:`check_observations` one by one (for shared data,
+        where one bad entry must not block the rest)."""
+        ports = {p.port_number for p in self.ports}
+        good = []
+        for obs in observations:
+            try:
+                check_observations([obs], ports, now_s)
+            except InputError:
+                continue
+            good.append(obs)
+        return good
 
 
 # a reading stamped more than this ahead of the server's clock is a broken feed, not the future

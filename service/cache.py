@@ -88,7 +88,7 @@ class ResultCache:
         self._wait = wait_s
         self._lock_ms = lock_ms
         self._random = random.Random(seed)
-        self._inflight: dict[str, threading.Event] = {}
+        self._inflight: dict[str, _Flight] = {}
         self._guard = threading.Lock()
 
     def ttl(self) -> float:
@@ -100,20 +100,23 @@ class ResultCache:
         if value is not None:
             return value, True
         with self._guard:
-            event = self._inflight.get(key)
-            leader = event is None
+            flight = self._inflight.get(key)
+            leader = flight is None
             if leader:
-                event = self._inflight[key] = threading.Event()
+                flight = self._inflight[key] = _Flight()
         if not leader:
-            event.wait(self._wait)
+            # the leader hands its value over even when the backend cannot store it
+            if flight.done.wait(self._wait) and flight.value is not None:
+                return flight.value, True
             value = self.backend.get(key)
             return (value, True) if value is not None else (compute(), False)
         try:
-            return self._compute_once_across_processes(key, compute)
+            flight.value, cached = self._compute_once_across_processes(key, compute)
+            return flight.value, cached
         finally:
             with self._guard:
                 self._inflight.pop(key, None)
-            event.set()
+            flight.done.set()
 
     def _compute_once_across_processes(self, key: str, compute: Callable[[], bytes]) -> tuple[bytes, bool]:
         try_lock = getattr(self.backend, "try_lock", None)
@@ -125,11 +128,26 @@ class ResultCache:
                 value = self.backend.get(key)
                 if value is not None:
                     return value, True
-        value = compute()
-        self.backend.set(key, value, self.ttl())
-        if locked:
-            self.backend.unlock(key)  # type: ignore[attr-defined]
-        return value, False
+        try:
+            value = self.backend.get(key) if locked else None  # it may have landed just before the lock
+            if value is not None:
+                return value, True
+            value = compute()
+            self.backend.set(key, value, self.ttl())
+            return value, False
+        finally:
+            if locked:
+                self.backend.unlock(key)  # type: ignore[attr-defined]
+
+
+class _Flight:
+    """One in-process computation that others wait for."""
+
+    __slots__ = ("done", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: bytes | None = None
 
 
 class TieredCache:

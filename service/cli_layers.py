@@ -107,6 +107,7 @@ def build(
     store.write(layer, {"inputs": inputs_meta, "params": params.__dict__, "synthetic": synthetic})
     if activate:
         store.activate(layer.version)
+        _broadcast(layer.version)
     print(f"{len(incidents)} incidents → {len(layer.cells)} cells{' (activated)' if activate else ''}", file=sys.stderr)
     print(layer.version)
 

@@ -10,6 +10,7 @@ change logs one line and moves one metric; requests do not log.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,11 @@ from redis.sentinel import Sentinel
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_RELEASE_IF_OWNER = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 BREAKER_STATE = Gauge("routerisk_redis_breaker_open", "1 while the Redis circuit breaker is open")
 REDIS_ERRORS = Counter("routerisk_redis_errors_total", "Redis calls that failed or timed out", ["operation"])
@@ -115,6 +121,11 @@ class CircuitBreaker:
         except REDIS_ERRORS_CAUGHT as exc:
             self._failed(operation, exc)
             return fallback
+        except BaseException:
+            # not Redis's fault: let it propagate, but never leave the breaker stuck half-open
+            with self._lock:
+                self._trial = False
+            raise
         self._succeeded()
         return result
 
@@ -134,6 +145,8 @@ class RedisCache:
         self.prefix = prefix
         self.max_value_bytes = max_value_bytes
         self.breaker = breaker or CircuitBreaker()
+        # register_script only hashes the script here; Redis sees it on first use
+        self._release = client.register_script(_RELEASE_IF_OWNER)
 
     def get(self, key: str) -> bytes | None:
         return self.breaker.call("get", lambda: self.client.get(self.prefix + key), None)
@@ -146,9 +159,15 @@ class RedisCache:
 
     def try_lock(self, key: str, ttl_ms: int) -> bool | None:
         """True: this caller computes; False: another does; None: Redis unusable (compute)."""
+        token = self._token()
         return self.breaker.call(
-            "lock", lambda: bool(self.client.set(f"{self.prefix}lock:{key}", b"1", nx=True, px=ttl_ms)), None
+            "lock", lambda: bool(self.client.set(f"{self.prefix}lock:{key}", token, nx=True, px=ttl_ms)), None
         )
 
     def unlock(self, key: str) -> None:
-        self.breaker.call("unlock", lambda: self.client.delete(f"{self.prefix}lock:{key}"), None)
+        """Release the lock only if this process still holds it (it may have expired and moved on)."""
+        name, token = f"{self.prefix}lock:{key}", self._token()
+        self.breaker.call("unlock", lambda: self._release(keys=[name], args=[token]), None)
+
+    def _token(self) -> bytes:
+        return f"{os.getpid()}:{threading.get_ident()}".encode()

@@ -109,7 +109,7 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
 
 def load_data(running: RunningServer, settings: Settings) -> None:
     """Load the configured (or seed) layer and border data, then report SERVING."""
-    snapshot = load_initial_snapshot(settings)
+    snapshot = load_initial_snapshot(settings, running.state.shared)
     running.state.activate(snapshot.layer, snapshot.border)
     shared = running.state.shared
     if settings.layer_dir is not None:

@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import asdict
 
 from geodata.border import WaitObservation
@@ -24,43 +25,74 @@ from service.redis_store import RedisCache
 log = logging.getLogger(__name__)
 
 
+# KEYS: observations hash, their observed_at hash, revision; ARGV: revision token, then
+# (field, observed_at, json) triples. A field is written only when newer than the one held.
+_PUBLISH_NEWER = """
+local written = 0
+for i = 2, #ARGV, 3 do
+  local held = tonumber(redis.call('hget', KEYS[2], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > held then
+    redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
+    written = written + 1
+  end
+end
+if written > 0 then redis.call('set', KEYS[3], ARGV[1]) end
+return written
+"""
+
+
+def _decode_observation(raw: bytes) -> WaitObservation | None:
+    """A shared observation, or None (logged) when it cannot be read (another version wrote it?)."""
+    try:
+        return WaitObservation(**json.loads(raw))
+    except (ValueError, TypeError) as exc:
+        log.warning("unreadable shared border observation skipped", extra={"error": str(exc)[:200]})
+        return None
+
+
 class SharedState:
-    """Keys under the cache's prefix: ``border:obs`` (hash), ``border:rev``, ``layers:active``."""
+    """Keys under the cache's prefix: ``border:obs`` and ``border:obs-at`` (hashes by port|lane),
+    ``border:rev`` (a token per publication), ``layers:active``."""
 
     def __init__(self, redis_cache: RedisCache) -> None:
         self._cache = redis_cache
         self._client = redis_cache.client
         self._prefix = redis_cache.prefix
+        self._publish = self._client.register_script(_PUBLISH_NEWER)
 
     def _key(self, name: str) -> str:
         return self._prefix + name
 
     def publish_observations(self, observations: list[WaitObservation]) -> bool:
-        """Store observations for every replica; False when Redis could not take them."""
+        """Store observations for every replica (a reading replaces a held one only when newer,
+        checked inside Redis); False when Redis could not take them."""
         if not observations:
             return True
-        fields = {f"{o.port_number}|{o.lane}": json.dumps(asdict(o)) for o in observations}
+        args: list[str] = [uuid.uuid4().hex]
+        for o in observations:
+            args += [f"{o.port_number}|{o.lane}", str(o.observed_at_s), json.dumps(asdict(o))]
+        keys = [self._key("border:obs"), self._key("border:obs-at"), self._key("border:rev")]
+        return self._cache.breaker.call("border-publish", lambda: bool(self._publish(keys=keys, args=args)), False)
 
-        def write() -> bool:
-            with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(self._key("border:obs"), mapping=fields)
-                pipe.incr(self._key("border:rev"))
-                pipe.execute()
-            return True
+    def observations_since(self, revision: str | None) -> tuple[str, list[WaitObservation]] | None:
+        """(revision, all observations) when the revision changed from ``revision``, else None.
 
-        return self._cache.breaker.call("border-publish", write, False)
+        A revision is a random token per publication, so a Redis that restarted empty and
+        counted again can never look unchanged.
+        """
 
-    def observations_since(self, revision: int | None) -> tuple[int, list[WaitObservation]] | None:
-        """(revision, all observations) when the revision moved on from ``revision``, else None."""
-
-        def read() -> tuple[int, list[WaitObservation]] | None:
-            current = int(self._client.get(self._key("border:rev")) or 0)
-            if current == revision or current == 0:
+        def read() -> tuple[str, list[bytes]] | None:
+            current = self._client.get(self._key("border:rev"))
+            if current is None or current.decode() == revision:
                 return None
-            raw = self._client.hgetall(self._key("border:obs"))
-            return current, [WaitObservation(**json.loads(value)) for value in raw.values()]
+            return current.decode(), list(self._client.hgetall(self._key("border:obs")).values())
 
-        return self._cache.breaker.call("border-read", read, None)
+        update = self._cache.breaker.call("border-read", read, None)
+        if update is None:
+            return None
+        current, raw = update
+        return current, [obs for obs in map(_decode_observation, raw) if obs is not None]
 
     def active_layer(self) -> str | None:
         value = self._cache.breaker.call("layer-read", lambda: self._client.get(self._key("layers:active")), None)
@@ -72,8 +104,9 @@ class SharedState:
         )
 
     def try_lead(self, name: str, ttl_ms: int) -> bool:
-        """One replica per period: True for the one that takes the short lease."""
-        return bool(self._cache.try_lock(f"lead:{name}", ttl_ms))
+        """One replica per period: True for the one that takes the short lease, and for
+        every replica while Redis is unusable (each then does the work itself)."""
+        return self._cache.try_lock(f"lead:{name}", ttl_ms) is not False
 
 
 class BorderSync:
@@ -83,7 +116,7 @@ class BorderSync:
         self._shared = shared
         self._merge = merge
         self._interval = interval_s
-        self._revision: int | None = None
+        self._revision: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="border-sync", daemon=True)
 

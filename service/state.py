@@ -65,13 +65,17 @@ class ServingState:
             current = self._snapshot
             if current is None:
                 raise NotReadyError("border data is still loading; retry shortly")
+            if not publish:  # shared data from other replicas: skip what this one cannot use
+                observations = current.border.usable(observations, now_s)
             border, accepted, stale = current.border.merged(observations, now_s=now_s)
             if accepted:
                 self._snapshot = Snapshot(current.layer, border)
         if publish and accepted and self.shared is not None:
-            self.shared.publish_observations(observations)
-        log.info("border observations", extra={"accepted": accepted, "stale": stale, "border_version": border.version})
-        return accepted, stale, border.version
+            self.shared.publish_observations(accepted)  # only what was newer here
+        log.info(
+            "border observations", extra={"accepted": len(accepted), "stale": stale, "border_version": border.version}
+        )
+        return len(accepted), stale, border.version
 
 
 def build_seed_layer(resolution: int = 8) -> RiskLayer:
@@ -82,25 +86,27 @@ def build_seed_layer(resolution: int = 8) -> RiskLayer:
     return build_layer(incidents, BuildParams(resolution=resolution), name="seed", synthetic=True, inputs=inputs)
 
 
-def initial_layer(settings: Settings) -> RiskLayer:
-    """The store's active layer when there is one, else the seed layer."""
+def initial_layer(settings: Settings, shared: SharedState | None = None) -> RiskLayer:
+    """The store's active layer (the shared choice first, with Redis) when there is one,
+    else the seed layer."""
     if settings.layer_dir is not None:
-        version = LayerStore(settings.layer_dir).active_version()
+        store = LayerStore(settings.layer_dir)
+        version = (shared.active_layer() if shared else None) or store.active_version()
         if version:
-            return LayerStore(settings.layer_dir).load(version)
+            return store.load(version)
         log.warning(
             "no active layer in the layer store; serving the seed layer", extra={"layer_dir": str(settings.layer_dir)}
         )
     return build_seed_layer(settings.h3_resolution)
 
 
-def load_initial_snapshot(settings: Settings) -> Snapshot:
+def load_initial_snapshot(settings: Settings, shared: SharedState | None = None) -> Snapshot:
     """The initial layer and the border data (seed ports and default profiles, overridden by
     historical profiles where configured)."""
     border = load_border_data(
         seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, settings.border_profiles_path
     )
-    return Snapshot(initial_layer(settings), border)
+    return Snapshot(initial_layer(settings, shared), border)
 
 
 class LayerWatcher:

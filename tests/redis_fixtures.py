@@ -105,14 +105,19 @@ class PrivateRedis:
             self.process.kill()
             self.process.wait(timeout=10)
 
-    def client(self, timeout: float = 5.0) -> redis.Redis:
-        client = redis.Redis.from_url(self.url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        self._clients.append(client)
-        return client
+    def client(self) -> redis.Redis:
+        """A client of this server for the test's own commands (one, reused until stop())."""
+        if not self._clients:
+            self._clients.append(redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5))
+        return self._clients[0]
 
     def pause(self, ms: int) -> None:
         """CLIENT PAUSE: every client's commands block for ``ms`` milliseconds."""
-        self.client().execute_command("CLIENT", "PAUSE", int(ms), "ALL")
+        client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            client.execute_command("CLIENT", "PAUSE", int(ms), "ALL")
+        finally:
+            client.close()
 
     def set_maxmemory(self, limit_bytes: int, policy: str = "noeviction") -> None:
         client = self.client()
@@ -121,6 +126,7 @@ class PrivateRedis:
 
     def make_replica_of(self, other: PrivateRedis, timeout: float = 10.0) -> None:
         """REPLICAOF ``other`` with replica-read-only; returns once the link is up."""
+        other.client().config_set("repl-diskless-sync-delay", 0)  # the default waits 5 s for more replicas
         client = self.client()
         client.config_set("replica-read-only", "yes")
         client.execute_command("REPLICAOF", other.host, other.port)

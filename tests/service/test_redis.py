@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import numpy as np
@@ -24,6 +24,8 @@ from prometheus_client import REGISTRY
 
 from geodata.cells import chain_from_bytes, route_to_cells
 from geodata.route import from_points
+from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
+from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service import convert
@@ -447,3 +449,38 @@ def test_distinct_prefixes_do_not_share(redis_url, prefix):
     other_prefix = f"{prefix}other-{uuid.uuid4()}:"  # under this test's prefix: cleaned up with it
     with serving(redis_settings(redis_url, other_prefix)) as (_, stub):
         assert not stub.ScoreRoute(line_request(QUERETARO), timeout=30).cached
+
+
+def observation(port: str, at: str, minutes: int) -> admin_pb.BorderObservation:
+    message = admin_pb.BorderObservation(port_number=port, lane="standard", wait_minutes=minutes)
+    message.observed_at.FromDatetime(datetime.fromisoformat(f"2022-06-29T{at}:00+00:00"))
+    return message
+
+
+def standard_wait(stub: pb_grpc.RouteRiskServiceStub, port: str) -> pb.LaneWait:
+    request = pb.ListBorderCrossingsRequest(port_number=port)
+    request.time.FromDatetime(datetime(2022, 6, 29, 18, 10, tzinfo=UTC))
+    crossing = stub.ListBorderCrossings(request, timeout=10).crossings[0]
+    return next(w for w in crossing.lane_waits if w.lane == pb.CROSSING_LANE_STANDARD)
+
+
+def test_an_older_batch_does_not_turn_back_the_shared_border_waits(redis_url, prefix):
+    """A batch with one new reading and one older than the held one is accepted (1 accepted,
+    1 stale); what the replicas share must still be the newest reading of each port."""
+    with serving(redis_settings(redis_url, prefix)) as (first, stub):
+        with grpc.insecure_channel(f"127.0.0.1:{first.port}") as channel:
+            admin = admin_grpc.RouteRiskAdminServiceStub(channel)
+            newer = admin_pb.LoadBorderObservationsRequest(observations=[observation("230404", "18:00", 30)])
+            assert admin.LoadBorderObservations(newer, timeout=10).accepted == 1
+            mixed = [observation("230404", "17:30", 45), observation("250602", "17:30", 20)]
+            reply = admin.LoadBorderObservations(admin_pb.LoadBorderObservationsRequest(observations=mixed), timeout=10)
+            assert (reply.accepted, reply.stale) == (1, 1)
+        assert standard_wait(stub, "230404").expected_wait_minutes == 30
+        with serving(redis_settings(redis_url, prefix)) as (_, late_stub):  # a replica started afterwards
+            deadline = time.monotonic() + 5
+            while standard_wait(late_stub, "250602").source != pb.WAIT_SOURCE_LIVE:
+                assert time.monotonic() < deadline, "the new replica did not pick up the shared waits"
+                time.sleep(0.05)
+            late = standard_wait(late_stub, "230404")
+            observed = late.observed_at.ToDatetime(tzinfo=UTC)
+            assert (late.expected_wait_minutes, observed.hour, observed.minute) == (30, 18, 0)
