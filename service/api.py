@@ -23,6 +23,7 @@ from service import compare, convert, hotspots
 from service.cache import Cache, ResultCache
 from service.config import Settings
 from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
+from service.limits import check_deadline
 from service.scoring import ModelOptions, ScoreQuery, level_of_rate, score_route
 from service.state import ServingState, Snapshot
 
@@ -66,6 +67,7 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         snapshot, now_s = self._snapshot(), int(time.time())
         results = []
         for item in request.requests:
+            check_deadline()
             try:
                 results.append(pb.ScoreRouteResult(response=self._score(item, snapshot, now_s)))
             except InputError as exc:
@@ -186,6 +188,7 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         snapshot, now_s = self._snapshot(), int(time.time())
         results = []
         for i, item in enumerate(request.alternatives):
+            check_deadline()
             try:
                 results.append(self._score(item, snapshot, now_s))
             except InputError as exc:

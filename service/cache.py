@@ -12,6 +12,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
+from prometheus_client import Counter
+
+CACHE_REQUESTS = Counter(
+    "routerisk_cache_requests", "Result cache look-ups: hit (answered without computing) or miss", ["result"]
+)
+_HITS = CACHE_REQUESTS.labels("hit")
+_MISSES = CACHE_REQUESTS.labels("miss")
+
 
 class Cache(Protocol):
     """What the scoring use case needs from a cache."""
@@ -95,7 +103,18 @@ class ResultCache:
         return self._ttl * (1.0 + self._jitter * (2.0 * self._random.random() - 1.0))
 
     def get_or_compute(self, key: str, compute: Callable[[], bytes]) -> tuple[bytes, bool]:
-        """(value, True) from the cache, or (value, False) freshly computed and stored."""
+        """(value, True) from the cache, or (value, False) freshly computed and stored.
+
+        Counts ``routerisk_cache_requests_total``: ``hit`` when answered without computing here
+        (including a value handed over by a concurrent computation), else ``miss``."""
+        cached = False
+        try:
+            value, cached = self._get_or_compute(key, compute)
+            return value, cached
+        finally:
+            (_HITS if cached else _MISSES).inc()
+
+    def _get_or_compute(self, key: str, compute: Callable[[], bytes]) -> tuple[bytes, bool]:
         value = self.backend.get(key)
         if value is not None:
             return value, True

@@ -102,6 +102,28 @@ def score(
         _print_report(response)
 
 
+@app.command("new-key")
+def new_key(
+    tenant: Annotated[str, typer.Option(help="tenant the key belongs to")],
+    permissions: Annotated[str, typer.Option(help="comma-separated: score, read, admin")] = "score,read",
+) -> None:
+    """Make an API key: the key on stdout (give it to the client), the entry for
+    ROUTERISK_API_KEYS(_FILE) on stderr (only its hash is stored)."""
+    import json
+    import sys
+
+    from service.auth import PERMISSIONS, hash_key
+    from service.auth import new_key as make
+
+    chosen = sorted({p.strip() for p in permissions.split(",") if p.strip()})
+    if not chosen or not set(chosen) <= set(PERMISSIONS):
+        print(f"error: permissions must be among {', '.join(PERMISSIONS)}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    key = make()
+    print(key)
+    print(json.dumps({"sha256": hash_key(key), "tenant": tenant, "permissions": chosen}), file=sys.stderr)
+
+
 @app.command()
 @reports_errors
 def compare(

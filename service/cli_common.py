@@ -4,6 +4,7 @@ route files, times and JSON output. Data goes to stdout, messages to stderr."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,12 +56,44 @@ def reports_errors(command: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class _BearerAuth(grpc.UnaryUnaryClientInterceptor):
+    """Adds ``authorization: Bearer <key>`` to every call."""
+
+    def __init__(self, key: str) -> None:
+        self._metadata = ("authorization", f"Bearer {key}")
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        metadata = [*(details.metadata or ()), self._metadata]
+        return continuation(details._replace(metadata=metadata), request)
+
+
+def _open_channel(server: str) -> grpc.Channel:
+    """Plaintext, or TLS with ROUTERISK_TLS_CA (plus a client certificate for mutual TLS)."""
+    ca = os.environ.get("ROUTERISK_TLS_CA")
+    if not ca:
+        return grpc.insecure_channel(server)
+    cert, key = os.environ.get("ROUTERISK_TLS_CLIENT_CERT"), os.environ.get("ROUTERISK_TLS_CLIENT_KEY")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes(),
+        private_key=Path(key).read_bytes() if key else None,
+        certificate_chain=Path(cert).read_bytes() if cert else None,
+    )
+    return grpc.secure_channel(server, credentials)
+
+
 @contextmanager
 def channel_to(server: str) -> Iterator[grpc.Channel]:
-    """A channel whose RPC errors become :class:`CliError` with the right exit code."""
-    with grpc.insecure_channel(server) as channel:
+    """A channel (API key from ROUTERISK_API_KEY, TLS from ROUTERISK_TLS_*) whose RPC errors
+    become :class:`CliError` with the right exit code."""
+    try:
+        channel = _open_channel(server)
+    except OSError as exc:
+        raise CliError(f"TLS files: {exc}", EXIT_BAD_INPUT) from None
+    with channel:
+        key = os.environ.get("ROUTERISK_API_KEY")
+        intercepted = grpc.intercept_channel(channel, _BearerAuth(key)) if key else channel
         try:
-            yield channel
+            yield intercepted
         except grpc.RpcError as exc:
             raise rpc_error(exc, server) from None
 
@@ -73,6 +106,8 @@ def rpc_error(exc: grpc.RpcError, server: str) -> CliError:
         return CliError(f"server {server} is unreachable or not ready ({code.name}): {exc.details()}", EXIT_UNAVAILABLE)
     if code == grpc.StatusCode.NOT_FOUND:
         return CliError(exc.details() or "not found", EXIT_BAD_INPUT)
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return CliError(f"{exc.details()} (set ROUTERISK_API_KEY)", EXIT_BAD_INPUT)
     return CliError(f"server {server} answered {code.name}: {exc.details()}")
 
 

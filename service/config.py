@@ -43,5 +43,16 @@ class Settings(BaseSettings):
     redis_sentinels: str | None = Field(None, description="host:port,host:port of Redis Sentinels")
     redis_sentinel_master: str = Field("mymaster", description="the master's name at the Sentinels")
     redis_prefix: str = Field("routerisk:", description="prefix of every key this service writes")
+    api_keys: str | None = Field(
+        None, description="JSON list of {sha256, tenant, permissions}; unset with no file: authentication off"
+    )
+    api_keys_file: Path | None = Field(None, description="file holding that JSON list (a mounted secret)")
+    max_concurrent_rpcs: int = Field(0, ge=0, description="API calls served at once (0: max_workers)")
+    rate_limit_per_second: float = Field(0.0, ge=0, description="calls per second per tenant and replica (0: off)")
+    rate_limit_burst: float = Field(20.0, ge=1, description="calls a tenant may save up")
+    deadline_cap_seconds: float = Field(30.0, gt=0, description="server-side deadline for calls without a shorter one")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate chain: serve TLS")
+    tls_key_file: Path | None = Field(None, description="PEM private key of that certificate")
+    tls_client_ca_file: Path | None = Field(None, description="PEM CA bundle: require client certificates (mutual TLS)")
     log_level: str = Field("INFO", description="logging level")
     log_format: str = Field("json", pattern="^(json|text)$", description="json or text logs")

@@ -19,6 +19,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from geodata.errors import InputError
+from service.limits import DeadlineExceededError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def status_for(exc: BaseException) -> status_pb2.Status:
         return status_pb2.Status(code=code_pb2.NOT_FOUND, message=str(exc))
     if isinstance(exc, NotReadyError):
         return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
+    if isinstance(exc, DeadlineExceededError):
+        return status_pb2.Status(code=code_pb2.DEADLINE_EXCEEDED, message=str(exc))
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
@@ -64,7 +67,7 @@ def grpc_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
-        except (InputError, NotFoundError, NotReadyError) as exc:
+        except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
             context.abort_with_status(rpc_status.to_status(status_for(exc)))
         except Exception:
             log.exception("unhandled error", extra={"rpc": method.__name__})

@@ -29,9 +29,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:
-    """Send logs to stderr in the chosen format, replacing earlier handlers."""
+    """Send logs to stderr in the chosen format, replacing earlier handlers (except those marked
+    ``keep_on_configure``, such as the test suite's log scanner). Records logged during a gRPC call
+    carry its ``request_id`` and ``tenant`` (:mod:`service.request_log`)."""
+    from service.request_log import RequestContextFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RequestContextFilter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [*(h for h in root.handlers if getattr(h, "keep_on_configure", False)), handler]
     root.setLevel(level.upper())

@@ -24,15 +24,18 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service import logs
 from service.admin_api import RouteRiskAdminServicer
 from service.api import RouteRiskServicer
+from service.auth import AuthInterceptor, configured_keys
 from service.border_feed import FeedPoller
 from service.cache import Cache, InProcessCache, NullCache, TieredCache
 from service.config import Settings
+from service.limits import LimitsInterceptor
 from service.redis_store import RedisCache, connect
 from service.shared_state import BorderSync, SharedState
 from service.state import LayerWatcher, ServingState, load_initial_snapshot
 
 log = logging.getLogger(__name__)
 
+SPARE_THREADS = 4
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteRiskService"].full_name
 ADMIN_SERVICE_NAME = admin_pb.DESCRIPTOR.services_by_name["RouteRiskAdminService"].full_name
 
@@ -91,20 +94,47 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         # several worker processes share one port (routerisk serve --workers N)
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options)
+    limit = settings.max_concurrent_rpcs or settings.max_workers
+    keys = configured_keys(settings.api_keys, settings.api_keys_file)
+    if not keys:
+        log.warning("authentication is off: no API keys configured (ROUTERISK_API_KEYS_FILE)")
+    interceptors = [
+        AuthInterceptor(keys),
+        LimitsInterceptor(
+            limit, settings.rate_limit_per_second, settings.rate_limit_burst, settings.deadline_cap_seconds
+        ),
+    ]
+    # spare threads beyond the API limit: health checks and fast rejections never queue behind work
+    executor = futures.ThreadPoolExecutor(max_workers=limit + SPARE_THREADS)
+    server = grpc.server(executor, options=options, interceptors=interceptors)
     pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
     admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(settings.address)
+    port = _bind(server, settings)
     if port == 0:
         raise OSError(f"cannot listen on {settings.address}")
     server.start()
     running = RunningServer(server, health_servicer, state, port)
     running.set_serving(False)
     return running
+
+
+def _bind(server: grpc.Server, settings: Settings) -> int:
+    """TLS when a certificate is configured (mutual TLS with a client CA), else plaintext."""
+    if settings.tls_cert_file is None:
+        return server.add_insecure_port(settings.address)
+    if settings.tls_key_file is None:
+        raise ValueError("ROUTERISK_TLS_CERT_FILE needs ROUTERISK_TLS_KEY_FILE")
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    credentials = grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return server.add_secure_port(settings.address, credentials)
 
 
 def load_data(running: RunningServer, settings: Settings) -> None:

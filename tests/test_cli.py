@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 
@@ -141,3 +142,80 @@ def test_workers_share_one_port_and_drain_together():
     assert len(serving) == 2 and process.pid not in serving
     stopped = {entry["pid"] for entry in entries if entry["message"] == "stopped"}
     assert stopped == serving
+
+
+def test_new_key_and_an_authenticated_cli():
+    from tests.conftest import wait_serving
+
+    made = run_cli("new-key", "--tenant", "acme", "--permissions", "score")
+    assert made.returncode == 0
+    key, entry = made.stdout.strip(), json.loads(made.stderr)
+    assert key.startswith("rr_") and key not in made.stderr and entry["tenant"] == "acme"
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "ROUTERISK_API_KEYS": json.dumps([entry])}
+    process = subprocess.Popen(
+        [*routerisk_command(), "serve", "--address", address], stderr=subprocess.DEVNULL, env=env
+    )
+    try:
+        wait_serving(address)
+        route = str(seeds.DEMO_ROUTES["tijuana_otay-mesa"])
+        denied = run_cli("score", route, "--server", address)
+        assert denied.returncode == 2 and "ROUTERISK_API_KEY" in denied.stderr
+        allowed = run_cli("score", route, "--server", address, env={**os.environ, "ROUTERISK_API_KEY": key})
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_sigterm_under_load_answers_every_accepted_call():
+    """SIGTERM while clients keep calling: calls already accepted finish OK, later ones are
+    refused (UNAVAILABLE), nothing fails half-way, and the process exits 0."""
+    import threading
+    import time
+
+    import grpc
+
+    from routerisk.v1 import route_risk_service_pb2 as pb
+    from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+    from tests.conftest import wait_serving
+
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "ROUTERISK_CACHE_MAX_ENTRIES": "0", "ROUTERISK_GRACE_SECONDS": "20"}
+    process = subprocess.Popen(
+        [*routerisk_command(), "serve", "--address", address], stderr=subprocess.DEVNULL, env=env
+    )
+    request = pb.ScoreRouteRequest()
+    request.route.line.points.extend(pb.LatLng(latitude=19.4 + i * 0.004, longitude=-99.1) for i in range(2000))
+    results: list[tuple[float, grpc.StatusCode]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.RouteRiskServiceStub(channel)
+            while not stop.is_set():
+                try:
+                    stub.ScoreRoute(request, timeout=30)
+                    results.append((time.monotonic(), grpc.StatusCode.OK))
+                except grpc.RpcError as exc:
+                    results.append((time.monotonic(), exc.code()))
+                    time.sleep(0.01)
+
+    try:
+        wait_serving(address)
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    codes = {code for _, code in results}
+    assert codes <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, codes
+    assert sum(1 for t, code in results if code == grpc.StatusCode.OK and t < signalled) > 0

@@ -1,0 +1,100 @@
+"""Load limits that shed instead of falling over, as a gRPC server interceptor.
+
+- at most ``max_concurrent`` API calls at once (a non-blocking semaphore): the next one
+  gets RESOURCE_EXHAUSTED at once, while health checks, which are not limited and have
+  spare handler threads, keep answering;
+- a token bucket per tenant (``rate_per_second``, ``burst``): RESOURCE_EXHAUSTED past it;
+- a server-side deadline for calls that arrive without one (or with a longer one): long
+  loops (batches, comparisons) check it between items and stop with DEADLINE_EXCEEDED.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from service.auth import METHOD_PERMISSIONS, TENANT
+
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+
+
+class DeadlineExceededError(TimeoutError):
+    """The call ran past its (possibly server-capped) deadline."""
+
+
+def check_deadline() -> None:
+    """Raise :class:`DeadlineExceededError` when the current call's deadline has passed."""
+    deadline = DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceededError("the call ran past its deadline")
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate, self._burst, self._clock = rate, burst, clock
+        self._tokens, self._at = burst, clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+class LimitsInterceptor(grpc.ServerInterceptor):
+    """Concurrency cap, per-tenant rate limit and deadline cap for the API methods."""
+
+    def __init__(self, max_concurrent: int, rate_per_second: float, burst: float, deadline_cap_s: float) -> None:
+        self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent > 0 else None
+        self._max = max_concurrent
+        self._rate, self._burst = rate_per_second, max(burst, 1.0)
+        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets_lock = threading.Lock()
+        self._cap = deadline_cap_s
+
+    def _bucket(self, tenant: str) -> TokenBucket:
+        with self._buckets_lock:
+            bucket = self._buckets.get(tenant)
+            if bucket is None:
+                bucket = self._buckets[tenant] = TokenBucket(self._rate, self._burst)
+            return bucket
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler = continuation(details)
+        if details.method not in METHOD_PERMISSIONS or handler is None or handler.unary_unary is None:
+            return handler
+        behaviour = handler.unary_unary
+
+        def limited(request: Any, context: grpc.ServicerContext) -> Any:
+            tenant = TENANT.get()
+            if self._rate > 0 and not self._bucket(tenant).take():
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self._rate:g}/s exceeded; retry later"
+                )
+            if self._slots is not None and not self._slots.acquire(blocking=False):
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max} calls in flight); retry")
+            remaining = context.time_remaining()
+            budget = self._cap if remaining is None else min(remaining, self._cap)
+            token = DEADLINE.set(time.monotonic() + budget)
+            try:
+                return behaviour(request, context)
+            finally:
+                DEADLINE.reset(token)
+                if self._slots is not None:
+                    self._slots.release()
+
+        return handler._replace(unary_unary=limited)
