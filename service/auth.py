@@ -22,6 +22,8 @@ from typing import Any
 
 import grpc
 
+from service import request_log
+
 log = logging.getLogger(__name__)
 
 PERMISSIONS = ("score", "read", "admin")
@@ -91,6 +93,7 @@ def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str) -> grpc.RpcMethodH
 
     def run(request: Any, context: grpc.ServicerContext) -> Any:
         token = TENANT.set(tenant)
+        request_log.set_tenant(tenant)  # for the call's one log line, written after this returns
         try:
             return behaviour(request, context)
         finally:

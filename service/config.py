@@ -54,5 +54,8 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = Field(None, description="PEM certificate chain: serve TLS")
     tls_key_file: Path | None = Field(None, description="PEM private key of that certificate")
     tls_client_ca_file: Path | None = Field(None, description="PEM CA bundle: require client certificates (mutual TLS)")
+    metrics_address: str = Field(
+        "0.0.0.0:9090", description="host:port of /metrics (empty: off; with workers, worker n uses port + n)"
+    )
     log_level: str = Field("INFO", description="logging level")
     log_format: str = Field("json", pattern="^(json|text)$", description="json or text logs")

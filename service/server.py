@@ -21,15 +21,17 @@ from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import logs
+from service import logs, metrics
 from service.admin_api import RouteRiskAdminServicer
 from service.api import RouteRiskServicer
-from service.auth import AuthInterceptor, configured_keys
+from service.auth import TENANT, AuthInterceptor, configured_keys
 from service.border_feed import FeedPoller
 from service.cache import Cache, InProcessCache, NullCache, TieredCache
 from service.config import Settings
 from service.limits import LimitsInterceptor
+from service.metrics import MetricsInterceptor, start_metrics_server
 from service.redis_store import RedisCache, connect
+from service.request_log import LoggingInterceptor
 from service.shared_state import BorderSync, SharedState
 from service.state import LayerWatcher, ServingState, load_initial_snapshot
 
@@ -99,6 +101,9 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     if not keys:
         log.warning("authentication is off: no API keys configured (ROUTERISK_API_KEYS_FILE)")
     interceptors = [
+        # first, so calls refused by authentication or limits are counted and logged too
+        MetricsInterceptor(),
+        LoggingInterceptor(tenant_var=TENANT),
         AuthInterceptor(keys),
         LimitsInterceptor(
             limit, settings.rate_limit_per_second, settings.rate_limit_burst, settings.deadline_cap_seconds
@@ -118,6 +123,7 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         raise OSError(f"cannot listen on {settings.address}")
     server.start()
     running = RunningServer(server, health_servicer, state, port)
+    metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running
 
@@ -176,9 +182,10 @@ def load_data(running: RunningServer, settings: Settings) -> None:
     )
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, metrics_address: str | None = None) -> int:
     """Run until SIGTERM or SIGINT; exit code 0 after a clean drain."""
     logs.configure(settings.log_level, settings.log_format)
+    metrics_server = _start_metrics(settings.metrics_address if metrics_address is None else metrics_address)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -193,6 +200,8 @@ def serve(settings: Settings) -> int:
     stop.wait()
     log.info("draining", extra={"grace_seconds": settings.grace_seconds})
     running.stop(settings.grace_seconds)
+    if metrics_server is not None:
+        metrics_server.shutdown()
     log.info("stopped")
     return 0
 
@@ -208,7 +217,9 @@ def serve_workers(settings: Settings) -> int:
     logs.configure(settings.log_level, settings.log_format)
     context = multiprocessing.get_context("fork")
     workers = [
-        context.Process(target=_worker, args=(settings,), name=f"routerisk-worker-{n}", daemon=False)
+        context.Process(
+            target=_worker, args=(settings, _worker_metrics(settings, n)), name=f"routerisk-worker-{n}", daemon=False
+        )
         for n in range(settings.workers)
     ]
     for worker in workers:
@@ -229,6 +240,25 @@ def serve_workers(settings: Settings) -> int:
     return 0 if all(code == 0 for code in codes) else 1
 
 
-def _worker(settings: Settings) -> None:
+def _start_metrics(address: str) -> metrics.MetricsServer | None:
+    """The /metrics endpoint; a taken port is logged, and serving goes on without it."""
+    if not address:
+        return None
+    try:
+        return start_metrics_server(address)
+    except OSError as exc:
+        log.error("metrics endpoint unavailable; serving without it", extra={"address": address, "error": str(exc)})
+        return None
+
+
+def _worker(settings: Settings, metrics_address: str) -> None:
     logging.getLogger().handlers.clear()
-    raise SystemExit(serve(settings))
+    raise SystemExit(serve(settings, metrics_address))
+
+
+def _worker_metrics(settings: Settings, number: int) -> str:
+    """Each worker process has its own metrics: worker n serves them on the base port + n."""
+    if not settings.metrics_address:
+        return ""
+    host, port = settings.metrics_address.rsplit(":", 1)
+    return f"{host}:{int(port) + number}" if int(port) else settings.metrics_address

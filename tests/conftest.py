@@ -18,6 +18,9 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.server import RunningServer, load_data, start_server
 
+# every log record of the suite (and of the servers it starts) is scanned for coordinates and keys
+pytest_plugins = ["tests.log_scan"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -221,3 +221,27 @@ def test_sigterm_under_load_answers_every_accepted_call():
     assert {code for _, code in results} <= {grpc.StatusCode.OK, *refused}
     assert all(code == grpc.StatusCode.OK for t, code in results if t < signalled)
     assert sum(1 for t, code in results if code == grpc.StatusCode.OK and t < signalled) > 0
+
+
+def test_metrics_endpoint_of_a_served_process():
+    import urllib.request
+
+    from tests.conftest import wait_serving
+
+    address, metrics_port = f"127.0.0.1:{free_port()}", free_port()
+    env = {**os.environ, "ROUTERISK_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"}
+    process = subprocess.Popen(
+        [*routerisk_command(), "serve", "--address", address], stderr=subprocess.DEVNULL, env=env
+    )
+    try:
+        wait_serving(address)
+        assert run_cli("score", str(seeds.DEMO_ROUTES["tijuana_otay-mesa"]), "--server", address).returncode == 0
+        assert run_cli("score", "--polyline", "??", "--server", address).returncode == 2
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    assert 'routerisk_rpcs_total{code="OK",method="ScoreRoute"} 1.0' in text
+    assert 'routerisk_rpcs_total{code="INVALID_ARGUMENT",method="ScoreRoute"} 1.0' in text
+    assert 'routerisk_layer_info{synthetic="true"' in text

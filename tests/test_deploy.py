@@ -45,7 +45,7 @@ GRPC_PORT = 50051
 METRICS_PORT = 9090
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # names the manifests set that no released part of the service reads yet: keep this list short
-NOT_YET_READ = {"ROUTERISK_METRICS_ADDRESS"}
+NOT_YET_READ: set[str] = set()
 
 
 # ------------------------------------------------------------------------------------------
