@@ -34,6 +34,7 @@ from service.redis_store import RedisCache, connect
 from service.request_log import LoggingInterceptor
 from service.shared_state import BorderSync, SharedState
 from service.state import LayerWatcher, ServingState, load_initial_snapshot
+from service.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ def load_data(running: RunningServer, settings: Settings) -> None:
 def serve(settings: Settings, metrics_address: str | None = None) -> int:
     """Run until SIGTERM or SIGINT; exit code 0 after a clean drain."""
     logs.configure(settings.log_level, settings.log_format)
+    configure_tracing()
     metrics_server = _start_metrics(settings.metrics_address if metrics_address is None else metrics_address)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

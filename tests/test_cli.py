@@ -245,3 +245,58 @@ def test_metrics_endpoint_of_a_served_process():
     assert 'routerisk_rpcs_total{code="OK",method="ScoreRoute"} 1.0' in text
     assert 'routerisk_rpcs_total{code="INVALID_ARGUMENT",method="ScoreRoute"} 1.0' in text
     assert 'routerisk_layer_info{synthetic="true"' in text
+
+
+def test_opentelemetry_tracing_from_the_standard_variables():
+    from tests.conftest import wait_serving
+
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "routerisk-test"}
+    env["ROUTERISK_METRICS_ADDRESS"] = ""
+    process = subprocess.Popen(
+        [*routerisk_command(), "serve", "--address", address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        wait_serving(address)
+        assert run_cli("score", str(seeds.DEMO_ROUTES["tijuana_otay-mesa"]), "--server", address).returncode == 0
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=60)
+    spans = out.decode()
+    assert "/routerisk.v1.RouteRiskService/ScoreRoute" in spans
+    assert "routerisk-test" in spans
+    assert "coordinates" not in spans and "-116." not in spans  # no request contents in spans
+
+
+def test_runs_as_pid_1_and_drains_on_sigterm():
+    """In a container the server is PID 1: the kernel delivers SIGTERM to PID 1 only if it
+    handles it, so this checks the handler is installed (a new PID namespace, via unshare)."""
+    import shutil
+
+    from tests.conftest import wait_serving
+
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
+    if unshare is None or probe.returncode != 0:
+        pytest.skip("cannot create a PID namespace here (unshare)")
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "ROUTERISK_METRICS_ADDRESS": ""}
+    # --kill-child: when unshare dies, the namespace's PID 1 (the server) gets SIGTERM
+    process = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--kill-child=SIGTERM", "--", *routerisk_command(), "serve", "--address", address],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        wait_serving(address)
+        process.kill()  # unshare goes; the server, as PID 1, gets SIGTERM
+        log = process.stderr.read().decode()  # EOF once the server has exited
+    finally:
+        if process.poll() is None:
+            process.kill()
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert [e["pid"] for e in entries if e["message"] == "serving"] == [1]
+    assert [e["message"] for e in entries][-2:] == ["draining", "stopped"]
