@@ -84,12 +84,14 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         )
         bucket = self._settings.departure_bucket_seconds
         scored = replace(query, departure_s=query.departure_s - query.departure_s % bucket) if bucket else query
-        crosses = bool(detect_crossings(query.path, snapshot.border, self._options.crossing_match_km))
-        key = self._cache_key(convert.normalized_request(request, scored), snapshot, crosses)
+        crossings = detect_crossings(query.path, snapshot.border, self._options.crossing_match_km)
+        key = self._cache_key(convert.normalized_request(request, scored), snapshot, bool(crossings))
 
         def compute() -> bytes:
             chain = self._chain(request.route, query, snapshot.layer.resolution)
-            result = score_route(scored, snapshot.layer, snapshot.border, self._options, chain=chain)
+            result = score_route(
+                scored, snapshot.layer, snapshot.border, self._options, chain=chain, crossings=crossings
+            )
             return convert.score_response(result).SerializeToString()
 
         data, cached = self._results.get_or_compute(key, compute)

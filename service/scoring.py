@@ -170,17 +170,20 @@ def score_route(
     border: BorderData,
     options: ModelOptions,
     chain: CellChain | None = None,
+    crossings: list[Crossing] | None = None,
 ) -> RouteScore:
     """Score one trip against one layer and one border data version (never a mix).
 
-    ``chain`` is the route's cell chain when already known (the geometry cache); it is
-    recomputed when missing or at another resolution than the layer's.
+    ``chain`` is the route's cell chain and ``crossings`` its border crossings when the
+    caller already has them (the geometry cache, the cache key); missing ones are computed.
     """
+    if crossings is None:
+        crossings = detect_crossings(query.path, border, options.crossing_match_km)
     if chain is None or chain.resolution != layer.resolution:
         chain = route_to_cells(query.path, layer.resolution)
     along_km = query.path.along_km
     timeline = _timeline(chain, query, along_km)
-    crossing_rows = _place_crossings(query, border, options, chain, along_km, timeline)
+    crossing_rows = _place_crossings(query, border, options, chain, along_km, timeline, crossings)
     drive_mid_s = timeline.enter_s + (timeline.wait_h + timeline.drive_h / 2) * 3600.0
     drive_rates = layer.rates(chain.cells, timeline.hours(drive_mid_s))
     expected_cells = drive_rates * timeline.drive_h
@@ -252,10 +255,11 @@ def _place_crossings(
     chain: CellChain,
     along_km: np.ndarray,
     timeline: _Timeline,
+    crossings: list[Crossing],
 ) -> list[tuple[int, Crossing, WaitEstimate]]:
-    """Find crossings, then wait at each at its arrival time (earlier waits delay later ones)."""
+    """Wait at each crossing at its arrival time (earlier waits delay later ones)."""
     rows = []
-    for crossing in detect_crossings(query.path, border, options.crossing_match_km):
+    for crossing in crossings:
         i = crossing.vertex_index
         segment = along_km[i + 1] - along_km[i]
         to_port = float(haversine_km(query.path.lat[i], query.path.lng[i], crossing.port.lat, crossing.port.lng))
