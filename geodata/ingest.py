@@ -726,15 +726,24 @@ def _month_starts(years: np.ndarray) -> np.ndarray:
     return months.astype("datetime64[M]").astype("datetime64[s]").astype(np.int64)
 
 
+def _read_wgs84(path: Path, what: str) -> gpd.GeoDataFrame:
+    """A vector file in WGS84 longitude/latitude; an unreadable one is the caller's error."""
+    name = path.name
+    try:
+        data = _read_ogr(path)
+    except Exception as exc:
+        raise InvalidIncidentFileError(Violation(name, f"cannot read {what} {name!r}: {exc}")) from None
+    if data.crs is not None and not _is_wgs84(data.crs):
+        data = data.to_crs("OGC:CRS84")
+    return data
+
+
 def _municipality_polygons(path: Path, cache: dict) -> gpd.GeoSeries:
     key = ("polygons", str(path))
     if key in cache:
         return cache[key]
     name = path.name
-    try:
-        data = _read_ogr(path)
-    except Exception as exc:
-        raise InvalidIncidentFileError(Violation(name, f"cannot read municipality polygons {name!r}: {exc}")) from None
+    data = _read_wgs84(path, "municipality polygons")
     columns = {c.lower(): c for c in data.columns}
     if "cve_geo" in columns:
         keys = data[columns["cve_geo"]].astype(str).str.strip().str.zfill(5)
@@ -743,8 +752,6 @@ def _municipality_polygons(path: Path, cache: dict) -> gpd.GeoSeries:
         keys = ent + data[columns["cve_mun"]].astype(str).str.strip().str.zfill(3)
     else:
         raise InvalidIncidentFileError(Violation(name, "municipality polygons need 'cve_geo' or 'cve_ent' + 'cve_mun'"))
-    if data.crs is not None and not _is_wgs84(data.crs):
-        data = data.to_crs("OGC:CRS84")
     geoms = gpd.GeoSeries(data.geometry.to_numpy(), index=keys.to_numpy())
     polygonal = geoms.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
     if not polygonal.all():
@@ -771,12 +778,7 @@ def _road_cells(path: Path, resolution: int, cache: dict) -> np.ndarray:
     from geodata.route import from_points
 
     name = path.name
-    try:
-        data = _read_ogr(path)
-    except Exception as exc:
-        raise InvalidIncidentFileError(Violation(name, f"cannot read road lines {name!r}: {exc}")) from None
-    if data.crs is not None and not _is_wgs84(data.crs):
-        data = data.to_crs("OGC:CRS84")
+    data = _read_wgs84(path, "road lines")
     geoms = data.geometry.to_numpy()
     geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
     lines = shapely.get_parts(shapely.line_merge(geoms)) if len(geoms) else geoms
