@@ -20,7 +20,7 @@ from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service import compare, convert, hotspots
-from service.cache import Cache, ResultCache
+from service.cache import Cache, InProcessCache, ResultCache
 from service.config import Settings
 from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
 from service.limits import check_deadline
@@ -30,6 +30,7 @@ from service.state import ServingState, Snapshot
 log = logging.getLogger(__name__)
 
 CACHE_KEY_VERSION = b"score-v1"
+ALIAS_KEY_VERSION = b"alias-v1"
 
 
 class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
@@ -40,6 +41,9 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         self._settings = settings
         self._cache = cache
         self._results = ResultCache(cache, settings.cache_ttl_seconds)
+        # request identity → cache key of requests answered before: a repeated request skips route
+        # decoding, validation and crossing detection (most of a cached answer's cost); in-process only
+        self._aliases = InProcessCache(settings.cache_max_entries) if settings.cache_max_entries > 0 else None
         self._options = ModelOptions(
             resolution=settings.h3_resolution,
             live_max_age_s=int(settings.border_live_max_age_minutes * 60),
@@ -76,14 +80,16 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
 
     def _score(self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int) -> pb.ScoreRouteResponse:
         """Validate, then serve from the result cache or compute once; times are the request's."""
+        known = self._known_answer(request, snapshot, now_s)
+        if known is not None:
+            return known
         query = convert.parse_score_request(
             request,
             now_s=now_s,
             default_speed_kmh=self._settings.default_speed_kmh,
             max_points=self._settings.max_route_points,
         )
-        bucket = self._settings.departure_bucket_seconds
-        scored = replace(query, departure_s=query.departure_s - query.departure_s % bucket) if bucket else query
+        scored = replace(query, departure_s=self._bucketed(query.departure_s))
         crossings = detect_crossings(query.path, snapshot.border, self._options.crossing_match_km)
         key = self._cache_key(convert.normalized_request(request, scored), snapshot, bool(crossings))
 
@@ -95,11 +101,45 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
             return convert.score_response(result).SerializeToString()
 
         data, cached = self._results.get_or_compute(key, compute)
-        response = pb.ScoreRouteResponse.FromString(data)
-        response.cached = cached
-        convert.shift_times(response, query.departure_s - scored.departure_s)
-        response.reference = request.reference
-        return response
+        if self._aliases is not None:
+            self._aliases.set(self._alias(request, snapshot, query.departure_s), key.encode(), self._results.ttl())
+        return _response(data, cached, request, query.departure_s - scored.departure_s)
+
+    def _bucketed(self, departure_s: int) -> int:
+        """The departure a request is scored at: the start of its bucket (the exact time when 0)."""
+        bucket = self._settings.departure_bucket_seconds
+        return departure_s - departure_s % bucket if bucket else departure_s
+
+    def _known_answer(
+        self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int
+    ) -> pb.ScoreRouteResponse | None:
+        """The cached answer of a request seen before, without decoding its route again.
+
+        Safe because validation depends on the request alone, except the departure's distance
+        from now, which is checked again here; anything unusual falls back to the full path."""
+        if self._aliases is None:
+            return None
+        try:
+            departure_s = convert.departure_of(request, now_s)
+        except InputError:
+            return None
+        key = self._aliases.get(self._alias(request, snapshot, departure_s))
+        data = self._results.get(key.decode()) if key is not None else None
+        if data is None:
+            return None
+        return _response(data, True, request, departure_s - self._bucketed(departure_s))
+
+    def _alias(self, request: pb.ScoreRouteRequest, snapshot: Snapshot, departure_s: int) -> str:
+        """The request as sent, without its echo-only reference and with its departure bucketed,
+        under the layer and border versions it is answered with."""
+        canonical = pb.ScoreRouteRequest()
+        canonical.CopyFrom(request)
+        canonical.ClearField("reference")
+        canonical.departure_time.FromSeconds(self._bucketed(departure_s))
+        digest = hashlib.sha256(ALIAS_KEY_VERSION)
+        digest.update(f"|{snapshot.layer.version}|{snapshot.border.version}|".encode())
+        digest.update(canonical.SerializeToString(deterministic=True))
+        return digest.hexdigest()
 
     def _chain(self, route: pb.Route, query: ScoreQuery, resolution: int) -> CellChain:
         """The route's cell chain from the geometry cache (layer-independent), else computed."""
@@ -282,6 +322,15 @@ def _fill_cell_stats(
         message.risk_upper = float(layer.upper[row]) * scale
     if layer.last_incident_s[row]:
         message.last_incident_time.CopyFrom(convert.timestamp(int(layer.last_incident_s[row])))
+
+
+def _response(data: bytes, cached: bool, request: pb.ScoreRouteRequest, shift_s: int) -> pb.ScoreRouteResponse:
+    """A stored answer for this request: its times moved to the request's own departure, its reference."""
+    response = pb.ScoreRouteResponse.FromString(data)
+    response.cached = cached
+    convert.shift_times(response, shift_s)
+    response.reference = request.reference
+    return response
 
 
 def _target_cell(request: pb.GetCellRiskRequest, resolution: int) -> int:

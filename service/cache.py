@@ -102,6 +102,14 @@ class ResultCache:
     def ttl(self) -> float:
         return self._ttl * (1.0 + self._jitter * (2.0 * self._random.random() - 1.0))
 
+    def get(self, key: str) -> bytes | None:
+        """The stored value, without computing; counts a hit when there is one (on a miss the caller
+        goes on to :meth:`get_or_compute`, which counts it)."""
+        value = self.backend.get(key)
+        if value is not None:
+            _HITS.inc()
+        return value
+
     def get_or_compute(self, key: str, compute: Callable[[], bytes]) -> tuple[bytes, bool]:
         """(value, True) from the cache, or (value, False) freshly computed and stored.
 

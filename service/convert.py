@@ -66,7 +66,7 @@ def parse_score_request(
     """Validate a request into a :class:`ScoreQuery`, reporting every bad field together."""
     violations: list[Violation] = []
     path = _collect(violations, lambda: parse_route(request.route, max_points))
-    departure_s = _collect(violations, lambda: _departure(request, now_s))
+    departure_s = _collect(violations, lambda: departure_of(request, now_s))
     speed = _collect(violations, lambda: _speed(request.average_speed_kmh, default_speed_kmh))
     lane = _collect(violations, lambda: _lane(request.crossing_lane))
     stops = _collect(violations, lambda: _stops(request.stops))
@@ -83,7 +83,8 @@ def _collect(violations: list[Violation], parse: Callable[[], object]) -> object
         return None
 
 
-def _departure(request: pb.ScoreRouteRequest, now_s: int) -> int:
+def departure_of(request: pb.ScoreRouteRequest, now_s: int) -> int:
+    """The departure in epoch seconds (now when unset); rejects one before 2000 or over a year ahead."""
     if not request.HasField("departure_time"):
         return now_s
     seconds = request.departure_time.seconds
