@@ -19,7 +19,7 @@ from geodata.layers import RiskLayer
 from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import compare, convert, hotspots
+from service import compare, convert, departures, hotspots
 from service.cache import Cache, InProcessCache, ResultCache
 from service.config import Settings
 from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
@@ -244,6 +244,41 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         return pb.CompareRoutesResponse(
             ranked=ranked, recommended_index=ranking.order[0], reason=ranking.reason, risk_weight=weight
         )
+
+    @grpc_errors
+    def SuggestDepartures(
+        self, request: pb.SuggestDeparturesRequest, context: grpc.ServicerContext
+    ) -> pb.SuggestDeparturesResponse:
+        window_s, step_s, weight = departures.check_request(
+            request.window if request.HasField("window") else None,
+            request.step if request.HasField("step") else None,
+            request.risk_weight if request.HasField("risk_weight") else None,
+        )
+        snapshot, now_s = self._snapshot(), int(time.time())
+        trip = request.trip
+        try:
+            start = convert.parse_route(trip.route, self._settings.max_route_points)
+            times = departures.candidates(convert.departure_of(trip, now_s), window_s, step_s)
+        except InputError as exc:
+            raise compare.prefixed(exc, "trip.") from None
+        results = []
+        for departure_s in times:
+            check_deadline()
+            candidate = pb.ScoreRouteRequest()
+            candidate.CopyFrom(trip)
+            candidate.departure_time.FromSeconds(departure_s)
+            try:
+                results.append(self._score(candidate, snapshot, now_s))
+            except InputError as exc:
+                raise compare.prefixed(exc, "trip.") from None
+        options = [compare.Option(r.score, r.duration.ToTimedelta().total_seconds() / 3600, _via(r)) for r in results]
+        zone = zone_at(float(start.lat[0]), float(start.lng[0]))
+        ranking = compare.rank(options, weight, [departures.label(t, zone) for t in times])
+        ranked = [
+            pb.RankedDeparture(rank=position + 1, cost=ranking.costs[i], result=results[i])
+            for position, i in enumerate(ranking.order)
+        ]
+        return pb.SuggestDeparturesResponse(departures=ranked, reason=ranking.reason, risk_weight=weight)
 
     @grpc_errors
     def ListBorderCrossings(

@@ -6,15 +6,18 @@ Data goes to stdout, messages to stderr; errors are one line and a non-zero exit
 
 from __future__ import annotations
 
+from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from geodata import route as routes
+from geodata.timezones import zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.cli_border import border_app, crossings_app
@@ -27,6 +30,7 @@ from service.cli_common import (
     Timeout,
     channel_to,
     hours_text,
+    parse_duration,
     parse_time,
     print_json,
     read_route,
@@ -161,6 +165,54 @@ def compare(
             pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_"),
             hours_text(r.duration.ToTimedelta().total_seconds()),
             f"{crossing.port_name} ({crossing.crossing_name})" if crossing else "-",
+            f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
+        )
+    Console().print(table)
+    print(f"recommended: {response.reason}")
+
+
+@app.command()
+@reports_errors
+def departures(
+    route: Annotated[str, typer.Argument(help="GeoJSON or GPX file, or - for stdin")],
+    window: Annotated[str, typer.Option(help="how long the truck may wait to leave: 24h, 90m, 2d")] = "24h",
+    step: Annotated[str, typer.Option(help="time between candidate departures (at least 15m)")] = "1h",
+    risk_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="weight of risk against time")] = 0.5,
+    departure: Annotated[str | None, typer.Option(help="ISO 8601 start of the window (default now)")] = None,
+    top: Annotated[int, typer.Option(min=1, help="departures to show, best first")] = 10,
+    speed_kmh: SpeedKmh = None,
+    lane: LaneOption = Lane.standard,
+    server: Server = DEFAULT_SERVER,
+    as_json: AsJson = False,
+    timeout: Timeout = 60.0,
+) -> None:
+    """Rank departure times in a window by risk and total duration (border wait at arrival included)."""
+    trip = _options(departure, speed_kmh, lane)
+    path = read_route(route)
+    _set_line(trip, path)
+    local = ZoneInfo(zone_at(float(path.lat[0]), float(path.lng[0])))
+    request = pb.SuggestDeparturesRequest(trip=trip, risk_weight=risk_weight)
+    request.window.FromTimedelta(parse_duration(window, "--window"))
+    request.step.FromTimedelta(parse_duration(step, "--step"))
+    with channel_to(server) as channel:
+        response = pb_grpc.RouteRiskServiceStub(channel).SuggestDepartures(request, timeout=timeout)
+    if as_json:
+        print_json(response)
+        return
+    table = Table(title=f"Departures, best first ({len(response.departures)} in the window; times {local.key})")
+    for column in ("rank", "depart", "arrive", "score", "level", "duration", "crossing", "wait"):
+        table.add_column(column)
+    for item in response.departures[:top]:
+        r = item.result
+        crossing = r.crossings[0] if r.crossings else None
+        table.add_row(
+            str(item.rank),
+            r.departure_time.ToDatetime(UTC).astimezone(local).strftime("%a %d %H:%M"),
+            r.arrival_time.ToDatetime(UTC).astimezone(local).strftime("%a %d %H:%M"),
+            f"{r.score:.1f}",
+            pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_"),
+            hours_text(r.duration.ToTimedelta().total_seconds()),
+            crossing.port_name if crossing else "-",
             f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
         )
     Console().print(table)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -144,6 +145,18 @@ def parse_time(text: str, option: str) -> datetime:
     except ValueError:
         raise CliError(f"{option} {text!r} is not an ISO 8601 time", EXIT_BAD_INPUT) from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|min|s)", re.IGNORECASE)
+_UNIT_S = {"d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """'24h', '90m', '2d', '1h30m', '45min': a length of time."""
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise CliError(f"{option} {text!r} is not a duration like 24h, 90m or 2d", EXIT_BAD_INPUT)
+    return timedelta(seconds=sum(float(n) * _UNIT_S[unit.lower()] for n, unit in parts))
 
 
 def print_json(message: Message) -> None:

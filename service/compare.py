@@ -33,11 +33,17 @@ def check_request(count: int, risk_weight: float | None) -> float:
     bad = []
     if not MIN_ALTERNATIVES <= count <= MAX_ALTERNATIVES:
         bad.append(Violation("alternatives", f"{count} alternatives; give {MIN_ALTERNATIVES} to {MAX_ALTERNATIVES}"))
+    weight = checked_weight(risk_weight, bad)
+    if bad:
+        raise InvalidRequestError(bad)
+    return weight
+
+
+def checked_weight(risk_weight: float | None, bad: list[Violation]) -> float:
+    """The risk weight to use (default when unset); a problem with it is added to ``bad``."""
     weight = DEFAULT_RISK_WEIGHT if risk_weight is None else risk_weight
     if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
         bad.append(Violation("risk_weight", f"risk_weight {weight} is outside [0, 1]"))
-    if bad:
-        raise InvalidRequestError(bad)
     return weight
 
 
@@ -46,19 +52,22 @@ def prefixed(error: InputError, prefix: str) -> InputError:
     return InputError([Violation(prefix + v.field, v.description) for v in error.violations])
 
 
-def rank(options: list[Option], risk_weight: float) -> Ranking:
-    """cost = w · score/100 + (1 − w) · duration / longest duration; lowest first, ties by position."""
+def rank(options: list[Option], risk_weight: float, names: list[str] | None = None) -> Ranking:
+    """cost = w · score/100 + (1 − w) · duration / longest duration; lowest first, ties by position.
+
+    ``names`` label the options in the reason (default: "alternative N")."""
     longest = max(o.duration_h for o in options) or 1.0
     costs = [risk_weight * o.score / 100.0 + (1.0 - risk_weight) * o.duration_h / longest for o in options]
     order = sorted(range(len(options)), key=lambda i: (costs[i], i))
-    return Ranking(order, costs, _reason(options, order, risk_weight))
+    name = names[order[0]] if names else f"alternative {order[0] + 1}"
+    return Ranking(order, costs, _reason(options, order, risk_weight, name))
 
 
-def _reason(options: list[Option], order: list[int], weight: float) -> str:
+def _reason(options: list[Option], order: list[int], weight: float, name: str) -> str:
     best, runner = options[order[0]], options[order[1]]
     safest = min(o.score for o in options)
     fastest = min(o.duration_h for o in options)
-    head = f"alternative {order[0] + 1}{(' ' + best.via) if best.via else ''}"
+    head = f"{name}{(' ' + best.via) if best.via else ''}"
     if best.score <= safest and best.duration_h <= fastest:
         return (
             f"{head}: lowest risk (score {best.score:.0f} vs {runner.score:.0f}) and fastest ({_hm(best.duration_h)})"

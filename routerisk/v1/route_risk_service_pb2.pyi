@@ -441,3 +441,35 @@ class CompareRoutesResponse(_message.Message):
     reason: str
     risk_weight: float
     def __init__(self, ranked: _Optional[_Iterable[_Union[RankedRoute, _Mapping]]] = ..., recommended_index: _Optional[int] = ..., reason: _Optional[str] = ..., risk_weight: _Optional[float] = ...) -> None: ...
+
+class SuggestDeparturesRequest(_message.Message):
+    __slots__ = ("trip", "window", "step", "risk_weight")
+    TRIP_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    RISK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    trip: ScoreRouteRequest
+    window: _duration_pb2.Duration
+    step: _duration_pb2.Duration
+    risk_weight: float
+    def __init__(self, trip: _Optional[_Union[ScoreRouteRequest, _Mapping]] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., step: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., risk_weight: _Optional[float] = ...) -> None: ...
+
+class RankedDeparture(_message.Message):
+    __slots__ = ("rank", "cost", "result")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    cost: float
+    result: ScoreRouteResponse
+    def __init__(self, rank: _Optional[int] = ..., cost: _Optional[float] = ..., result: _Optional[_Union[ScoreRouteResponse, _Mapping]] = ...) -> None: ...
+
+class SuggestDeparturesResponse(_message.Message):
+    __slots__ = ("departures", "reason", "risk_weight")
+    DEPARTURES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RISK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    departures: _containers.RepeatedCompositeFieldContainer[RankedDeparture]
+    reason: str
+    risk_weight: float
+    def __init__(self, departures: _Optional[_Iterable[_Union[RankedDeparture, _Mapping]]] = ..., reason: _Optional[str] = ..., risk_weight: _Optional[float] = ...) -> None: ...

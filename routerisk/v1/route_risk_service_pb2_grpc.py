@@ -66,6 +66,11 @@ class RouteRiskServiceStub:
                 request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.SerializeToString,
                 response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.FromString,
                 _registered_method=True)
+        self.SuggestDepartures = channel.unary_unary(
+                '/routerisk.v1.RouteRiskService/SuggestDepartures',
+                request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesRequest.SerializeToString,
+                response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesResponse.FromString,
+                _registered_method=True)
 
 
 class RouteRiskServiceServicer:
@@ -120,6 +125,15 @@ class RouteRiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SuggestDepartures(self, request, context):
+        """SuggestDepartures scores one trip at each departure time in a window and
+        ranks the departures by a blend of risk and total duration, the expected
+        wait at the crossing at each arrival time included.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteRiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -152,6 +166,11 @@ def add_RouteRiskServiceServicer_to_server(servicer, server):
                     servicer.CompareRoutes,
                     request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.FromString,
                     response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.SerializeToString,
+            ),
+            'SuggestDepartures': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuggestDepartures,
+                    request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesRequest.FromString,
+                    response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -318,6 +337,33 @@ class RouteRiskService:
             '/routerisk.v1.RouteRiskService/CompareRoutes',
             routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.SerializeToString,
             routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuggestDepartures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routerisk.v1.RouteRiskService/SuggestDepartures',
+            routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesRequest.SerializeToString,
+            routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,11 @@ class RouteRiskServiceStub:
     """CompareRoutes scores 2–10 alternative routes for one load and ranks them
     by a blend of risk and time, with a one-line reason for the first.
     """
+    SuggestDepartures: _grpc.UnaryUnaryMultiCallable[_route_risk_service_pb2.SuggestDeparturesRequest, _route_risk_service_pb2.SuggestDeparturesResponse]
+    """SuggestDepartures scores one trip at each departure time in a window and
+    ranks the departures by a blend of risk and total duration, the expected
+    wait at the crossing at each arrival time included.
+    """
 
 @_typing.type_check_only
 class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
@@ -84,6 +89,11 @@ class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
     CompareRoutes: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.CompareRoutesRequest, _route_risk_service_pb2.CompareRoutesResponse]  # type: ignore[assignment]
     """CompareRoutes scores 2–10 alternative routes for one load and ranks them
     by a blend of risk and time, with a one-line reason for the first.
+    """
+    SuggestDepartures: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.SuggestDeparturesRequest, _route_risk_service_pb2.SuggestDeparturesResponse]  # type: ignore[assignment]
+    """SuggestDepartures scores one trip at each departure time in a window and
+    ranks the departures by a blend of risk and total duration, the expected
+    wait at the crossing at each arrival time included.
     """
 
 class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -146,6 +156,17 @@ class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_route_risk_service_pb2.CompareRoutesResponse, _abc.Awaitable[_route_risk_service_pb2.CompareRoutesResponse]]:
         """CompareRoutes scores 2–10 alternative routes for one load and ranks them
         by a blend of risk and time, with a one-line reason for the first.
+        """
+
+    @_abc_1.abstractmethod
+    def SuggestDepartures(
+        self,
+        request: _route_risk_service_pb2.SuggestDeparturesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_route_risk_service_pb2.SuggestDeparturesResponse, _abc.Awaitable[_route_risk_service_pb2.SuggestDeparturesResponse]]:
+        """SuggestDepartures scores one trip at each departure time in a window and
+        ranks the departures by a blend of risk and total duration, the expected
+        wait at the crossing at each arrival time included.
         """
 
 def add_RouteRiskServiceServicer_to_server(servicer: RouteRiskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
