@@ -157,16 +157,7 @@ def compare(
         table.add_column(column)
     for item in response.ranked:
         r = item.result
-        crossing = r.crossings[0] if r.crossings else None
-        table.add_row(
-            str(item.rank),
-            r.reference,
-            f"{r.score:.1f}",
-            pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_"),
-            hours_text(r.duration.ToTimedelta().total_seconds()),
-            f"{crossing.port_name} ({crossing.crossing_name})" if crossing else "-",
-            f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
-        )
+        table.add_row(str(item.rank), r.reference, *_result_cells(r))
     Console().print(table)
     print(f"recommended: {response.reason}")
 
@@ -204,19 +195,24 @@ def departures(
         table.add_column(column)
     for item in response.departures[:top]:
         r = item.result
-        crossing = r.crossings[0] if r.crossings else None
-        table.add_row(
-            str(item.rank),
-            r.departure_time.ToDatetime(UTC).astimezone(local).strftime("%a %d %H:%M"),
-            r.arrival_time.ToDatetime(UTC).astimezone(local).strftime("%a %d %H:%M"),
-            f"{r.score:.1f}",
-            pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_"),
-            hours_text(r.duration.ToTimedelta().total_seconds()),
-            crossing.port_name if crossing else "-",
-            f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
+        depart, arrive = (
+            t.ToDatetime(UTC).astimezone(local).strftime("%a %d %H:%M") for t in (r.departure_time, r.arrival_time)
         )
+        table.add_row(str(item.rank), depart, arrive, *_result_cells(r))
     Console().print(table)
     print(f"recommended: {response.reason}")
+
+
+def _result_cells(r: pb.ScoreRouteResponse) -> list[str]:
+    """score, level, duration, crossing and wait of one scored trip, as table cells."""
+    crossing = r.crossings[0] if r.crossings else None
+    return [
+        f"{r.score:.1f}",
+        pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_"),
+        hours_text(r.duration.ToTimedelta().total_seconds()),
+        f"{crossing.port_name} ({crossing.crossing_name})" if crossing else "-",
+        f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
+    ]
 
 
 def _options(departure: str | None, speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
