@@ -37,12 +37,14 @@ from service.cli_common import (
     set_line,
 )
 from service.cli_layers import layers_app
+from service.cli_map import map_route
 
 app = typer.Typer(help="Score freight truck routes for cargo-security risk.", no_args_is_help=True)
 app.add_typer(layers_app, name="layers")
 app.add_typer(border_app, name="border")
 app.add_typer(crossings_app, name="crossings")
 app.command("score-batch")(score_batch)
+app.command("map")(map_route)
 
 
 @app.command()
