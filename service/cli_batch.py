@@ -11,6 +11,7 @@ unreachable (the rows of the batches already answered stay written).
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -394,6 +395,12 @@ def score_batch(
             except OSError as exc:
                 raise CliError(f"{file}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
             total = _count_data_lines(Path(file), in_fmt)
+        rows = read_rows(stream, in_fmt, columns, template, name)
+        try:
+            first = next(rows, None)  # an unusable file (no route column) fails before any output
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{name}: is not UTF-8 text: {exc}", EXIT_BAD_INPUT) from None
+        rows = itertools.chain([first] if first is not None else [], rows)
         try:
             sink = stack.enter_context(open(out, "w", encoding="utf-8", newline="")) if out else sys.stdout
         except OSError as exc:
@@ -405,7 +412,7 @@ def score_batch(
         task = progress.add_task("scoring", total=total)
         try:
             queued = 0
-            for row in read_rows(stream, in_fmt, columns, template, name):
+            for row in rows:
                 batcher.pending.append(row)
                 queued += row.request is not None
                 if queued >= batch_size or len(batcher.pending) >= batch_size:
