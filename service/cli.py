@@ -7,7 +7,6 @@ Data goes to stdout, messages to stderr; errors are one line and a non-zero exit
 from __future__ import annotations
 
 from datetime import UTC
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -16,42 +15,40 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from geodata import route as routes
 from geodata.timezones import zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service.cli_batch import score_batch
 from service.cli_border import border_app, crossings_app
 from service.cli_common import (
     DEFAULT_SERVER,
     EXIT_BAD_INPUT,
     AsJson,
     CliError,
+    Departure,
+    Lane,
+    LaneOption,
     Server,
+    SpeedKmh,
     Timeout,
     channel_to,
     hours_text,
     parse_duration,
-    parse_time,
     print_json,
     read_route,
     reports_errors,
+    request_options,
+    set_line,
 )
 from service.cli_layers import layers_app
+from service.cli_map import map_route
 
 app = typer.Typer(help="Score freight truck routes for cargo-security risk.", no_args_is_help=True)
 app.add_typer(layers_app, name="layers")
 app.add_typer(border_app, name="border")
 app.add_typer(crossings_app, name="crossings")
-
-
-class Lane(StrEnum):
-    standard = "standard"
-    fast = "fast"
-
-
-Departure = Annotated[str | None, typer.Option(help="ISO 8601 departure time (default now)")]
-SpeedKmh = Annotated[float | None, typer.Option("--speed-kmh", help="average speed, km/h")]
-LaneOption = Annotated[Lane, typer.Option(help="commercial lane at the border")]
+app.command("score-batch")(score_batch)
+app.command("map")(map_route)
 
 
 @app.command()
@@ -91,13 +88,13 @@ def score(
     given = [x for x in (route, polyline, polyline6) if x is not None]
     if len(given) != 1:
         raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
-    request = _options(departure, speed_kmh, lane)
+    request = request_options(departure, speed_kmh, lane)
     if polyline is not None:
         request.route.encoded_polyline = polyline
     elif polyline6 is not None:
         request.route.encoded_polyline6 = polyline6
     else:
-        _set_line(request, read_route(route or "-"))
+        set_line(request, read_route(route or "-"))
     with channel_to(server) as channel:
         response = pb_grpc.RouteRiskServiceStub(channel).ScoreRoute(request, timeout=timeout)
     if as_json:
@@ -143,8 +140,8 @@ def compare(
     """Compare alternative routes for one load: ranked by risk and time, with the reason."""
     request = pb.CompareRoutesRequest(risk_weight=risk_weight)
     for source in routes_:
-        alternative = _options(departure, speed_kmh, lane)
-        _set_line(alternative, read_route(source))
+        alternative = request_options(departure, speed_kmh, lane)
+        set_line(alternative, read_route(source))
         alternative.reference = Path(source).name
         request.alternatives.append(alternative)
     with channel_to(server) as channel:
@@ -178,9 +175,9 @@ def departures(
     timeout: Timeout = 60.0,
 ) -> None:
     """Rank departure times in a window by risk and total duration (border wait at arrival included)."""
-    trip = _options(departure, speed_kmh, lane)
+    trip = request_options(departure, speed_kmh, lane)
     path = read_route(route)
-    _set_line(trip, path)
+    set_line(trip, path)
     local = ZoneInfo(zone_at(float(path.lat[0]), float(path.lng[0])))
     request = pb.SuggestDeparturesRequest(trip=trip, risk_weight=risk_weight)
     request.window.FromTimedelta(parse_duration(window, "--window"))
@@ -213,22 +210,6 @@ def _result_cells(r: pb.ScoreRouteResponse) -> list[str]:
         f"{crossing.port_name} ({crossing.crossing_name})" if crossing else "-",
         f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
     ]
-
-
-def _options(departure: str | None, speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
-    request = pb.ScoreRouteRequest(
-        crossing_lane=pb.CROSSING_LANE_FAST if lane is Lane.fast else pb.CROSSING_LANE_STANDARD
-    )
-    if departure is not None:
-        request.departure_time.FromDatetime(parse_time(departure, "--departure"))
-    if speed_kmh is not None:
-        request.average_speed_kmh = speed_kmh
-    return request
-
-
-def _set_line(request: pb.ScoreRouteRequest, path: routes.RoutePath) -> None:
-    points = zip(path.lat.tolist(), path.lng.tolist(), strict=True)
-    request.route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in points)
 
 
 def _print_report(r: pb.ScoreRouteResponse) -> None:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,6 +23,7 @@ from grpc_status import rpc_status
 
 from geodata import route as routes
 from geodata.errors import InputError
+from routerisk.v1 import route_risk_service_pb2 as pb
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -33,6 +35,16 @@ Server = Annotated[str, typer.Option(envvar="ROUTERISK_SERVER", help="routerisk 
 Timeout = Annotated[float, typer.Option(help="seconds to wait for the server")]
 AsJson = Annotated[bool, typer.Option("--json", help="print proto3 JSON only")]
 DEFAULT_SERVER = "localhost:50051"
+
+
+class Lane(StrEnum):
+    standard = "standard"
+    fast = "fast"
+
+
+Departure = Annotated[str | None, typer.Option(help="ISO 8601 departure time (default now)")]
+SpeedKmh = Annotated[float | None, typer.Option("--speed-kmh", help="average speed, km/h")]
+LaneOption = Annotated[Lane, typer.Option(help="commercial lane at the border")]
 
 
 class CliError(Exception):
@@ -167,3 +179,21 @@ def print_json(message: Message) -> None:
 def hours_text(seconds: float) -> str:
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def request_options(departure: str | None, speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
+    """A ScoreRouteRequest with the trip options every scoring command shares (no route yet)."""
+    request = pb.ScoreRouteRequest(
+        crossing_lane=pb.CROSSING_LANE_FAST if lane is Lane.fast else pb.CROSSING_LANE_STANDARD
+    )
+    if departure is not None:
+        request.departure_time.FromDatetime(parse_time(departure, "--departure"))
+    if speed_kmh is not None:
+        request.average_speed_kmh = speed_kmh
+    return request
+
+
+def set_line(request: pb.ScoreRouteRequest, path: routes.RoutePath) -> None:
+    """Put a decoded route into the request as explicit points."""
+    points = zip(path.lat.tolist(), path.lng.tolist(), strict=True)
+    request.route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in points)
