@@ -19,7 +19,7 @@ from geodata.layers import RiskLayer
 from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import compare, convert, departures, hotspots
+from service import avoid_areas, compare, convert, departures, hotspots
 from service.cache import Cache, InProcessCache, ResultCache
 from service.config import Settings
 from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
@@ -281,6 +281,43 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         return pb.SuggestDeparturesResponse(departures=ranked, reason=ranking.reason, risk_weight=weight)
 
     @grpc_errors
+    def ExportAvoidAreas(
+        self, request: pb.ExportAvoidAreasRequest, context: grpc.ServicerContext
+    ) -> pb.ExportAvoidAreasResponse:
+        layer = self._snapshot().layer
+        box = (request.bounds.west, request.bounds.south, request.bounds.east, request.bounds.north)
+        named = convert.LEVEL_NAME.get(request.min_level, str(request.min_level)) if request.min_level else None
+        level, perimeter, vertices = avoid_areas.check_request(
+            box, named, request.valhalla_max_perimeter_meters, request.graphhopper_max_vertices
+        )
+        at = _checked_time(request.time.seconds, "time") if request.HasField("time") else None
+        result = avoid_areas.export(layer, box, level, at, perimeter, vertices)
+        in_graphhopper = {a.id for a in result.graphhopper_areas}
+        return pb.ExportAvoidAreasResponse(
+            areas=[
+                pb.AvoidArea(
+                    id=a.id,
+                    level=convert.LEVEL_ENUM[a.level],
+                    cell_count=len(a.shape.cells),
+                    risk=a.risk,
+                    vertex_count=a.shape.vertex_count,
+                    hole_count=len(a.shape.rings) - 1,
+                    perimeter_meters=a.shape.outer_perimeter_m,
+                    in_graphhopper=a.id in in_graphhopper,
+                )
+                for a in result.areas
+            ],
+            geojson=avoid_areas.geojson(result.areas),
+            valhalla=avoid_areas.valhalla(result.valhalla_rings),
+            graphhopper=avoid_areas.graphhopper(result.graphhopper_areas),
+            valhalla_budget=_budget(result.valhalla_budget),
+            graphhopper_budget=_budget(result.graphhopper_budget),
+            cell_count=result.cell_count,
+            layer_version=layer.version,
+            layer_synthetic=layer.synthetic,
+        )
+
+    @grpc_errors
     def ListBorderCrossings(
         self, request: pb.ListBorderCrossingsRequest, context: grpc.ServicerContext
     ) -> pb.ListBorderCrossingsResponse:
@@ -324,6 +361,10 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
                 )
             )
         return pb.ListBorderCrossingsResponse(crossings=crossings, border_data_version=border.version)
+
+
+def _budget(budget: avoid_areas.Budget) -> pb.AvoidAreaBudget:
+    return pb.AvoidAreaBudget(included=budget.included, left_out=budget.left_out, used=budget.used, limit=budget.limit)
 
 
 def _via(response: pb.ScoreRouteResponse) -> str:

@@ -18,6 +18,7 @@ from rich.table import Table
 from geodata.timezones import zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service.cli_avoid import avoid
 from service.cli_batch import score_batch
 from service.cli_border import border_app, crossings_app
 from service.cli_common import (
@@ -49,6 +50,7 @@ app.add_typer(border_app, name="border")
 app.add_typer(crossings_app, name="crossings")
 app.command("score-batch")(score_batch)
 app.command("map")(map_route)
+app.command("avoid")(avoid)
 
 
 @app.command()

@@ -31,6 +31,7 @@ LEVEL_ENUM = {
     "severe": pb.RISK_LEVEL_SEVERE,
     "critical": pb.RISK_LEVEL_CRITICAL,
 }
+LEVEL_NAME = {number: name for name, number in LEVEL_ENUM.items()}
 WAIT_SOURCE_ENUM = {
     "live": pb.WAIT_SOURCE_LIVE,
     "historical": pb.WAIT_SOURCE_HISTORICAL,

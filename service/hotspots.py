@@ -71,8 +71,8 @@ def validate_query(
 def page(layer: RiskLayer, query: HotspotQuery, token: str) -> HotspotPage:
     """One page of the query's ranking on ``layer``."""
     offset = _offset(token, layer.version, query)
-    rows = _rows_in_box(layer, query)
-    risk, scale = _risk(layer, rows, query.at_s)
+    rows = rows_in_box(layer, query)
+    risk, scale = risk_at(layer, rows, query.at_s)
     order = np.lexsort((layer.cells[rows], -risk))[: query.top]
     chosen = order[offset : offset + query.page_size]
     end = offset + len(chosen)
@@ -80,7 +80,8 @@ def page(layer: RiskLayer, query: HotspotQuery, token: str) -> HotspotPage:
     return HotspotPage(rows[chosen], risk[chosen], scale[chosen], next_token, len(order))
 
 
-def _rows_in_box(layer: RiskLayer, query: HotspotQuery) -> np.ndarray:
+def rows_in_box(layer: RiskLayer, query: HotspotQuery) -> np.ndarray:
+    """Layer rows whose cell centre lies in the query's box."""
     lat, lng = layer.centers
     inside_lat = (lat >= query.south) & (lat <= query.north)
     if query.west <= query.east:
@@ -90,7 +91,9 @@ def _rows_in_box(layer: RiskLayer, query: HotspotQuery) -> np.ndarray:
     return np.flatnonzero(inside_lat & inside_lng)
 
 
-def _risk(layer: RiskLayer, rows: np.ndarray, at_s: int | None) -> tuple[np.ndarray, np.ndarray]:
+def risk_at(layer: RiskLayer, rows: np.ndarray, at_s: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Risk of each row at ``at_s`` (its cell's local hour of week; weekly mean when None), and
+    its ratio to the weekly mean."""
     mean = layer.weekly_mean[rows]
     if at_s is None or len(rows) == 0:
         return mean, np.ones(len(rows))

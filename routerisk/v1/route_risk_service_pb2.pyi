@@ -473,3 +473,71 @@ class SuggestDeparturesResponse(_message.Message):
     reason: str
     risk_weight: float
     def __init__(self, departures: _Optional[_Iterable[_Union[RankedDeparture, _Mapping]]] = ..., reason: _Optional[str] = ..., risk_weight: _Optional[float] = ...) -> None: ...
+
+class ExportAvoidAreasRequest(_message.Message):
+    __slots__ = ("bounds", "min_level", "time", "valhalla_max_perimeter_meters", "graphhopper_max_vertices")
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    VALHALLA_MAX_PERIMETER_METERS_FIELD_NUMBER: _ClassVar[int]
+    GRAPHHOPPER_MAX_VERTICES_FIELD_NUMBER: _ClassVar[int]
+    bounds: BoundingBox
+    min_level: RiskLevel
+    time: _timestamp_pb2.Timestamp
+    valhalla_max_perimeter_meters: float
+    graphhopper_max_vertices: int
+    def __init__(self, bounds: _Optional[_Union[BoundingBox, _Mapping]] = ..., min_level: _Optional[_Union[RiskLevel, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valhalla_max_perimeter_meters: _Optional[float] = ..., graphhopper_max_vertices: _Optional[int] = ...) -> None: ...
+
+class AvoidArea(_message.Message):
+    __slots__ = ("id", "level", "cell_count", "risk", "vertex_count", "hole_count", "perimeter_meters", "in_graphhopper")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    CELL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    VERTEX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HOLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PERIMETER_METERS_FIELD_NUMBER: _ClassVar[int]
+    IN_GRAPHHOPPER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    level: RiskLevel
+    cell_count: int
+    risk: float
+    vertex_count: int
+    hole_count: int
+    perimeter_meters: float
+    in_graphhopper: bool
+    def __init__(self, id: _Optional[str] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., cell_count: _Optional[int] = ..., risk: _Optional[float] = ..., vertex_count: _Optional[int] = ..., hole_count: _Optional[int] = ..., perimeter_meters: _Optional[float] = ..., in_graphhopper: _Optional[bool] = ...) -> None: ...
+
+class AvoidAreaBudget(_message.Message):
+    __slots__ = ("included", "left_out", "used", "limit")
+    INCLUDED_FIELD_NUMBER: _ClassVar[int]
+    LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    included: int
+    left_out: int
+    used: float
+    limit: float
+    def __init__(self, included: _Optional[int] = ..., left_out: _Optional[int] = ..., used: _Optional[float] = ..., limit: _Optional[float] = ...) -> None: ...
+
+class ExportAvoidAreasResponse(_message.Message):
+    __slots__ = ("areas", "geojson", "valhalla", "graphhopper", "valhalla_budget", "graphhopper_budget", "cell_count", "layer_version", "layer_synthetic")
+    AREAS_FIELD_NUMBER: _ClassVar[int]
+    GEOJSON_FIELD_NUMBER: _ClassVar[int]
+    VALHALLA_FIELD_NUMBER: _ClassVar[int]
+    GRAPHHOPPER_FIELD_NUMBER: _ClassVar[int]
+    VALHALLA_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    GRAPHHOPPER_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    CELL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    areas: _containers.RepeatedCompositeFieldContainer[AvoidArea]
+    geojson: str
+    valhalla: str
+    graphhopper: str
+    valhalla_budget: AvoidAreaBudget
+    graphhopper_budget: AvoidAreaBudget
+    cell_count: int
+    layer_version: str
+    layer_synthetic: bool
+    def __init__(self, areas: _Optional[_Iterable[_Union[AvoidArea, _Mapping]]] = ..., geojson: _Optional[str] = ..., valhalla: _Optional[str] = ..., graphhopper: _Optional[str] = ..., valhalla_budget: _Optional[_Union[AvoidAreaBudget, _Mapping]] = ..., graphhopper_budget: _Optional[_Union[AvoidAreaBudget, _Mapping]] = ..., cell_count: _Optional[int] = ..., layer_version: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...

@@ -71,6 +71,11 @@ class RouteRiskServiceStub:
                 request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesRequest.SerializeToString,
                 response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesResponse.FromString,
                 _registered_method=True)
+        self.ExportAvoidAreas = channel.unary_unary(
+                '/routerisk.v1.RouteRiskService/ExportAvoidAreas',
+                request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasRequest.SerializeToString,
+                response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasResponse.FromString,
+                _registered_method=True)
 
 
 class RouteRiskServiceServicer:
@@ -134,6 +139,15 @@ class RouteRiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportAvoidAreas(self, request, context):
+        """ExportAvoidAreas merges the riskiest cells of a box into polygons for a
+        routing engine to avoid: GeoJSON, a Valhalla exclude_polygons fragment and
+        a GraphHopper custom model, each within the sizes those engines accept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteRiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +185,11 @@ def add_RouteRiskServiceServicer_to_server(servicer, server):
                     servicer.SuggestDepartures,
                     request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesRequest.FromString,
                     response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesResponse.SerializeToString,
+            ),
+            'ExportAvoidAreas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportAvoidAreas,
+                    request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasRequest.FromString,
+                    response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,6 +383,33 @@ class RouteRiskService:
             '/routerisk.v1.RouteRiskService/SuggestDepartures',
             routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesRequest.SerializeToString,
             routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAvoidAreas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routerisk.v1.RouteRiskService/ExportAvoidAreas',
+            routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasRequest.SerializeToString,
+            routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasResponse.FromString,
             options,
             channel_credentials,
             insecure,

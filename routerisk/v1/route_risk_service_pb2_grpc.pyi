@@ -61,6 +61,11 @@ class RouteRiskServiceStub:
     ranks the departures by a blend of risk and total duration, the expected
     wait at the crossing at each arrival time included.
     """
+    ExportAvoidAreas: _grpc.UnaryUnaryMultiCallable[_route_risk_service_pb2.ExportAvoidAreasRequest, _route_risk_service_pb2.ExportAvoidAreasResponse]
+    """ExportAvoidAreas merges the riskiest cells of a box into polygons for a
+    routing engine to avoid: GeoJSON, a Valhalla exclude_polygons fragment and
+    a GraphHopper custom model, each within the sizes those engines accept.
+    """
 
 @_typing.type_check_only
 class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
@@ -94,6 +99,11 @@ class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
     """SuggestDepartures scores one trip at each departure time in a window and
     ranks the departures by a blend of risk and total duration, the expected
     wait at the crossing at each arrival time included.
+    """
+    ExportAvoidAreas: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.ExportAvoidAreasRequest, _route_risk_service_pb2.ExportAvoidAreasResponse]  # type: ignore[assignment]
+    """ExportAvoidAreas merges the riskiest cells of a box into polygons for a
+    routing engine to avoid: GeoJSON, a Valhalla exclude_polygons fragment and
+    a GraphHopper custom model, each within the sizes those engines accept.
     """
 
 class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -167,6 +177,17 @@ class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
         """SuggestDepartures scores one trip at each departure time in a window and
         ranks the departures by a blend of risk and total duration, the expected
         wait at the crossing at each arrival time included.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportAvoidAreas(
+        self,
+        request: _route_risk_service_pb2.ExportAvoidAreasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_route_risk_service_pb2.ExportAvoidAreasResponse, _abc.Awaitable[_route_risk_service_pb2.ExportAvoidAreasResponse]]:
+        """ExportAvoidAreas merges the riskiest cells of a box into polygons for a
+        routing engine to avoid: GeoJSON, a Valhalla exclude_polygons fragment and
+        a GraphHopper custom model, each within the sizes those engines accept.
         """
 
 def add_RouteRiskServiceServicer_to_server(servicer: RouteRiskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
