@@ -337,6 +337,7 @@ def test_every_violation_is_reported_at_once(stub):
     ("request_", "field"),
     [
         (pb.GetCellRiskRequest(cell="not-a-cell"), "cell"),
+        (pb.GetCellRiskRequest(cell="10000000000000000"), "cell"),  # hex beyond 64 bits (fuzzing found it)
         (pb.GetCellRiskRequest(cell=h3.latlng_to_cell(19.6, -99.2, 5)), "cell"),
         (pb.GetCellRiskRequest(location=pb.LatLng(latitude=-91, longitude=0)), "location.latitude"),
         (pb.GetCellRiskRequest(), "target"),
