@@ -218,6 +218,17 @@ def test_sigterm_under_load_answers_every_accepted_call():
         if process.poll() is None:
             process.kill()
     refused = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+    from tests.reliability.figures import record
+
+    record(
+        "sigterm",
+        "ci",
+        ok_before_signal=sum(1 for t, code in results if code == grpc.StatusCode.OK and t < signalled),
+        ok_after_signal=sum(1 for t, code in results if code == grpc.StatusCode.OK and t >= signalled),
+        refused_unprocessed=sum(1 for _, code in results if code in refused),
+        failed_before_signal=sum(1 for t, code in results if code != grpc.StatusCode.OK and t < signalled),
+        other_codes=sum(1 for _, code in results if code not in {grpc.StatusCode.OK, *refused}),
+    )
     assert {code for _, code in results} <= {grpc.StatusCode.OK, *refused}
     assert all(code == grpc.StatusCode.OK for t, code in results if t < signalled)
     assert sum(1 for t, code in results if code == grpc.StatusCode.OK and t < signalled) > 0

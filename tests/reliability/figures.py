@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import platform
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,8 @@ def load(path: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def _locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
+    name = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"routerisk-figures-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = load(path)
         yield data
@@ -59,6 +62,12 @@ def _round(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_round(v) for v in value]
     return value
+
+
+def current_test() -> str:
+    """The running test's function name (from ``PYTEST_CURRENT_TEST``), for per-test variants."""
+    value = os.environ.get("PYTEST_CURRENT_TEST", "")
+    return value.split("::")[-1].split(" ")[0].split("[")[0] or "unknown"
 
 
 def record(scenario: str, variant: str = "ci", **figures: Any) -> None:
