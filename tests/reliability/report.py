@@ -241,11 +241,12 @@ SCENARIOS = [
     ),
     Scenario(
         "sigterm",
-        "SIGTERM under load (and as PID 1, and with workers)",
-        "`routerisk serve` subprocess, 6 clients, SIGTERM after 1 s",
+        "SIGTERM under load (and as PID 1, to a gRPC thread, with workers)",
+        "`routerisk serve` subprocess, 6 clients, SIGTERM after 1 s; SIGTERM to one non-main thread (tgkill)",
         (
             "tests/test_cli.py::test_sigterm_under_load_answers_every_accepted_call",
             "tests/test_cli.py::test_runs_as_pid_1_and_drains_on_sigterm",
+            "tests/test_cli.py::test_sigterm_delivered_to_any_thread_drains_and_exits_0",
             "tests/test_cli.py::test_workers_share_one_port_and_drain_together",
         ),
         _sigterm,
@@ -360,6 +361,9 @@ def render(data: dict) -> str:
         "  calls are admitted as they arrive and the excess is refused without queueing.",
         "- `layers build` turned a header-only file into an empty layer that scores every route 0. Now",
         "  a file without incidents is rejected.",
+        "- `routerisk serve` lost a SIGTERM that the kernel handed to a gRPC thread (the main thread",
+        "  blocked in `Event.wait()` never ran the handler) and hung until SIGKILL: seen once as the",
+        "  PID 1 test hanging 9 minutes. Now the main thread polls a lock-free flag every 0.2 s.",
         "",
     ]
     return "\n".join(lines)
