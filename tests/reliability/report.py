@@ -300,6 +300,8 @@ def _figures(scenario: Scenario, data: dict, variant: str) -> tuple[str, str]:
 
 def render(data: dict) -> str:
     results = data.get("tests", {})
+    test_seconds = sum(r.get("seconds", 0.0) for r in results.values())
+    suite = f"{len(results)} tests, {test_seconds:.0f} s of test time (last run)" if results else "not run"
     lines = [
         "# Reliability",
         "",
@@ -313,15 +315,18 @@ def render(data: dict) -> str:
         "",
         "| what | command | time |",
         "|---|---|---|",
-        "| every scenario, CI-sized (what `.ci/run` runs as part of `pytest`) | `python -m pytest` | ~3 min in all |",
-        "| the scenarios of this page only, recording their figures | `python -m tests.reliability suite` | ~2 min |",
-        "| long overload (default 30 s per phase) | `python -m tests.reliability overload --seconds 30` | ~1.5 min |",
-        "| long soak (200,000 requests) | `python -m tests.reliability soak --requests 200000` | ~5–10 min |",
+        "| every scenario, CI-sized (`.ci/run` runs them in plain `pytest`) | `python -m pytest` | in the suite |",
+        f"| the scenarios of this page only, recording their figures | `python -m tests.reliability suite` | {suite} |",
+        "| long overload (30 s per phase) | `python -m tests.reliability overload --seconds 30` | ~2 phases |",
+        "| long soak (200,000 requests) | `python -m tests.reliability soak --requests 200000` | see its figures |",
         "| re-render this page | `python -m tests.reliability report` (`--check`: fail when stale) | s |",
         "",
         "Load goes to 127.0.0.1 only; every run is bounded in requests and seconds and stops by itself.",
         "Machine: the shared 2-core development VM (client and server on the same cores; another",
-        "engineer's benchmarks may run at the same time), so latencies are upper bounds.",
+        "engineer's benchmarks may run at the same time), so latencies are upper bounds. The overload's",
+        "capacity is measured in the same run, on the same server (cap 4, no cache, 100 km routes as",
+        "polylines), and twice that is offered; `docs/performance.md` has the serving benchmarks.",
+        "Bounds the figures must meet are in `tests/reliability/checks.py`.",
         "",
         "## Scenarios",
         "",
