@@ -4,9 +4,14 @@ from __future__ import annotations
 
 # Overload: "quickly" and "keep their latency" in seconds, on a shared 2-core machine where the
 # load generator competes with the server for the CPU. Before admission at arrival
-# (service/limits.py) accepted calls waited in the executor's queue: p99 2.3 s after 4 s at 2x.
-REJECTED_P99_S = 0.75
-ACCEPTED_P99_S = 0.75
+# (service/limits.py) accepted calls waited in the executor's queue: p50 1.8 s, p99 2.3 s after 4 s
+# at 2x, and some were CANCELLED.
+# The median is the claim ("keep their latency", "quickly"); the tail bound only catches a queue
+# that grows. Other work on this 2-core machine (load average 5 seen) moves p50 to ~0.4 s at times.
+ACCEPTED_P50_S = 0.5
+REJECTED_P50_S = 0.5
+REJECTED_P99_S = 1.5
+ACCEPTED_P99_S = 1.5
 HEALTH_MAX_S = 1.0
 MIN_OFFERED_FACTOR = 1.6  # the client must really have offered (about) twice the capacity
 
@@ -23,6 +28,8 @@ def overload(f: dict) -> None:
     assert set(f["codes"]) <= {"OK", "RESOURCE_EXHAUSTED"}, f["codes"]
     assert f["accepted"] > 0 and f["rejected"] > 0, f["codes"]
     assert f["offered_rps"] >= MIN_OFFERED_FACTOR * f["capacity_rps"], (f["offered_rps"], f["capacity_rps"])
+    assert f["rejected_p50_s"] < REJECTED_P50_S, f"RESOURCE_EXHAUSTED p50 {f['rejected_p50_s']:.3f}s"
+    assert f["accepted_p50_s"] < ACCEPTED_P50_S, f"accepted p50 {f['accepted_p50_s']:.3f}s"
     assert f["rejected_p99_s"] < REJECTED_P99_S, f"RESOURCE_EXHAUSTED p99 {f['rejected_p99_s']:.3f}s"
     assert f["accepted_p99_s"] < ACCEPTED_P99_S, f"accepted p99 {f['accepted_p99_s']:.3f}s"
     assert f["health_failures"] == 0 and f["health_checks"] > 0

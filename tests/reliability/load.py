@@ -280,6 +280,8 @@ async def open_loop(
                 response = await stub.ScoreRoute(make(n), timeout=timeout)
             except grpc.aio.AioRpcError as exc:
                 stats.add(exc.code(), time.monotonic() - started)
+                if exc.code() not in (OK, EXHAUSTED) and len(stats.unexpected) < 5:
+                    stats.unexpected.append(f"{exc.code().name}: {exc.details()}")
                 return
             stats.add(OK, time.monotonic() - started)
             if answers is not None:
