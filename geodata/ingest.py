@@ -192,6 +192,10 @@ def read_incidents(
                 )
             else:
                 item = _load_points(path, column_map, timezone, now)
+            if len(item.incidents) == 0:  # a header-only export must not become an empty layer
+                raise InvalidIncidentFileError(
+                    Violation(path.name, f"has no incidents ({item.records} data rows); an empty or truncated export?")
+                )
             loaded.append(item)
             sources.append(SourceFile(str(path), _sha256(path), item.records, item.kind))
         except InvalidIncidentFileError as exc:

@@ -425,7 +425,7 @@ def _target_cell(request: pb.GetCellRiskRequest, resolution: int) -> int:
     if kind == "cell":
         try:
             cell = h3i.str_to_int(request.cell)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):  # OverflowError: hex beyond 64 bits
             cell = 0
         if not cell or not h3i.is_valid_cell(cell):
             raise InvalidRequestError(Violation("cell", f"{request.cell[:40]!r} is not a valid H3 cell index"))

@@ -1,8 +1,9 @@
 """Load limits that shed instead of falling over, as a gRPC server interceptor.
 
-- at most ``max_concurrent`` API calls at once (a non-blocking semaphore): the next one
-  gets RESOURCE_EXHAUSTED at once, while health checks, which are not limited and have
-  spare handler threads, keep answering;
+- at most ``max_concurrent`` API calls admitted at once, running or waiting for a handler
+  thread (a non-blocking semaphore taken as the call arrives): the next one gets
+  RESOURCE_EXHAUSTED at once, without queueing behind the others, while health checks,
+  which are not limited and have spare handler threads, keep answering;
 - a token bucket per tenant (``rate_per_second``, ``burst``): RESOURCE_EXHAUSTED past it;
 - a server-side deadline for calls that arrive without one (or with a longer one): long
   loops (batches, comparisons) check it between items and stop with DEADLINE_EXCEEDED.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -78,23 +80,59 @@ class LimitsInterceptor(grpc.ServerInterceptor):
         if details.method not in METHOD_PERMISSIONS or handler is None or handler.unary_unary is None:
             return handler
         behaviour = handler.unary_unary
+        # Admission happens here, as the call arrives (gRPC's polling thread), not when a handler
+        # thread gets to it: a call refused at arrival never waits in the executor's queue, and the
+        # queue holds at most ``max_concurrent`` admitted calls, so they keep their latency.
+        slot = self._admit()
+        if slot is False:
+            return handler._replace(unary_unary=self._busy)
 
         def limited(request: Any, context: grpc.ServicerContext) -> Any:
-            tenant = TENANT.get()
-            if self._rate > 0 and not self._bucket(tenant).take():
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self._rate:g}/s exceeded; retry later"
-                )
-            if self._slots is not None and not self._slots.acquire(blocking=False):
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max} calls in flight); retry")
-            remaining = context.time_remaining()
-            budget = self._cap if remaining is None else min(remaining, self._cap)
-            token = DEADLINE.set(time.monotonic() + budget)
             try:
-                return behaviour(request, context)
+                tenant = TENANT.get()
+                if self._rate > 0 and not self._bucket(tenant).take():
+                    context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self._rate:g}/s exceeded; retry later"
+                    )
+                remaining = context.time_remaining()
+                budget = self._cap if remaining is None else min(remaining, self._cap)
+                token = DEADLINE.set(time.monotonic() + budget)
+                try:
+                    return behaviour(request, context)
+                finally:
+                    DEADLINE.reset(token)
             finally:
-                DEADLINE.reset(token)
-                if self._slots is not None:
-                    self._slots.release()
+                if slot is not None:
+                    slot.release()
 
+        if slot is not None:
+            # a call cancelled before a thread took it never runs ``limited``: its slot is given
+            # back when gRPC drops the handler
+            weakref.finalize(limited, slot.release)
         return handler._replace(unary_unary=limited)
+
+    def _admit(self) -> _Slot | bool | None:
+        """A slot for one call (None: no cap), or False when every slot is taken."""
+        if self._slots is None:
+            return None
+        if not self._slots.acquire(blocking=False):
+            return False
+        return _Slot(self._slots)
+
+    def _busy(self, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max} calls in flight); retry")
+
+
+class _Slot:
+    """One acquired slot of the semaphore, released exactly once."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots = slots
+        self._lock = threading.Lock()
+        self._held = True
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._slots.release()

@@ -36,6 +36,8 @@ REFERENCE_TRIP_HOURS = 10.0
 STOP_RISK_MULTIPLIER = 2.0
 # A planned stop farther than this from the route is a caller's mistake, not a detour.
 STOP_MAX_OFFSET_KM = 5.0
+# Longer than this is no truck trip, and its times would leave the dates the model can place.
+MAX_TRIP_HOURS = 366 * 24.0
 SEGMENT_WINDOW_KM = 10.0
 # the queue at a port of entry stands on the last stretch of road before the line
 QUEUE_APPROACH_KM = 3.0
@@ -224,7 +226,8 @@ def _chain_row(chain: CellChain, km: float) -> int:
 
 
 def _timeline(chain: CellChain, query: ScoreQuery, along_km: np.ndarray) -> _Timeline:
-    drive_h = chain.length_km / query.speed_kmh
+    with np.errstate(over="ignore"):  # a tiny speed gives inf hours, rejected below
+        drive_h = chain.length_km / query.speed_kmh
     dwell_h = np.zeros(len(chain.cells))
     for i, stop in enumerate(query.stops):
         position = nearest_chain_index(chain, query.path, stop.lat, stop.lng)
@@ -236,10 +239,24 @@ def _timeline(chain: CellChain, query: ScoreQuery, along_km: np.ndarray) -> _Tim
                 )
             )
         dwell_h[position.index] += stop.dwell_s / 3600.0
+    _check_trip_length(float(drive_h.sum()), float(dwell_h.sum()), chain.total_km, query.speed_kmh)
     empty = np.zeros(len(chain.cells))
     timeline = _Timeline(drive_h, dwell_h, empty.copy(), empty, LocalClock(chain.cells))
     _refresh_enter_times(timeline, query.departure_s)
     return timeline
+
+
+def _check_trip_length(drive_h: float, dwell_h: float, km: float, speed_kmh: float) -> None:
+    """A trip must end within :data:`MAX_TRIP_HOURS` (a tiny speed or endless stops do not)."""
+    if drive_h + dwell_h <= MAX_TRIP_HOURS:  # also False for inf and NaN
+        return
+    if not drive_h <= MAX_TRIP_HOURS:
+        field, why = "average_speed_kmh", f"{km:.1f} km at {speed_kmh:g} km/h"
+    else:
+        field, why = "stops", f"{dwell_h:.0f} h of stops"
+    raise InvalidRequestError(
+        Violation(field, f"the trip would take more than {MAX_TRIP_HOURS:.0f} h ({why}); check the speed and stops")
+    )
 
 
 def _refresh_enter_times(timeline: _Timeline, departure_s: int) -> None:

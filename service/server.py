@@ -7,7 +7,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from service.tracing import configure_tracing
 log = logging.getLogger(__name__)
 
 SPARE_THREADS = 4
+STOP_POLL_SECONDS = 0.2
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteRiskService"].full_name
 ADMIN_SERVICE_NAME = admin_pb.DESCRIPTOR.services_by_name["RouteRiskAdminService"].full_name
 
@@ -188,9 +188,12 @@ def serve(settings: Settings, metrics_address: str | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     configure_tracing()
     metrics_server = _start_metrics(settings.metrics_address if metrics_address is None else metrics_address)
-    stop = threading.Event()
+    # The handler only appends (no lock: it may interrupt the main thread inside one), and the
+    # main thread polls: the kernel may hand the signal to a gRPC thread, and a main thread
+    # blocked in Event.wait() without a timeout would never run the Python handler.
+    stopping: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda number, _frame: stopping.append(number))
     running = start_server(settings)
     log.info("listening", extra={"address": settings.address, "port": running.port})
     try:
@@ -199,7 +202,8 @@ def serve(settings: Settings, metrics_address: str | None = None) -> int:
         log.exception("loading layers failed")
         running.stop(0)
         return 1
-    stop.wait()
+    while not stopping:
+        time.sleep(STOP_POLL_SECONDS)
     log.info("draining", extra={"grace_seconds": settings.grace_seconds})
     running.stop(settings.grace_seconds)
     if metrics_server is not None:

@@ -119,6 +119,39 @@ def test_sigterm_drains_and_exits_0():
     assert any(entry["message"] == "draining" for entry in lines)
 
 
+def _tgkill(pid: int, tid: int, signum: int) -> None:
+    """Send ``signum`` to one thread of another process (Linux tgkill)."""
+    import ctypes
+
+    number = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+    if number is None:
+        pytest.skip("tgkill syscall number unknown on this machine")
+    if ctypes.CDLL(None, use_errno=True).syscall(number, pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill failed")
+
+
+def test_sigterm_delivered_to_any_thread_drains_and_exits_0():
+    """The kernel hands a process-directed SIGTERM to any thread that does not block it, often
+    a gRPC thread. The main thread used to wait on an Event without a timeout and never saw the
+    signal: the server hung until SIGKILL (seen once as PID 1 in a container test)."""
+    from tests.conftest import wait_serving
+
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "ROUTERISK_METRICS_ADDRESS": ""}
+    process = subprocess.Popen(
+        [*routerisk_command(), "serve", "--address", address], stderr=subprocess.DEVNULL, env=env
+    )
+    try:
+        wait_serving(address)
+        others = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task") if int(t) != process.pid)
+        _tgkill(process.pid, others[-1], signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def test_workers_share_one_port_and_drain_together():
     """--workers 2: two processes serve one port; SIGTERM drains both and exits 0."""
     from tests.conftest import wait_serving
@@ -218,6 +251,17 @@ def test_sigterm_under_load_answers_every_accepted_call():
         if process.poll() is None:
             process.kill()
     refused = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+    from tests.reliability.figures import record
+
+    record(
+        "sigterm",
+        "ci",
+        ok_before_signal=sum(1 for t, code in results if code == grpc.StatusCode.OK and t < signalled),
+        ok_after_signal=sum(1 for t, code in results if code == grpc.StatusCode.OK and t >= signalled),
+        refused_unprocessed=sum(1 for _, code in results if code in refused),
+        failed_before_signal=sum(1 for t, code in results if code != grpc.StatusCode.OK and t < signalled),
+        other_codes=sum(1 for _, code in results if code not in {grpc.StatusCode.OK, *refused}),
+    )
     assert {code for _, code in results} <= {grpc.StatusCode.OK, *refused}
     assert all(code == grpc.StatusCode.OK for t, code in results if t < signalled)
     assert sum(1 for t, code in results if code == grpc.StatusCode.OK and t < signalled) > 0

@@ -80,6 +80,23 @@ def test_a_bad_file_is_rejected_whole_and_writes_nothing(tmp_path):
     assert not (store / "layers").exists() or not any((store / "layers").iterdir())
 
 
+def test_a_file_without_incidents_is_rejected_not_built_into_an_empty_layer(tmp_path):
+    """A header-only export (truncated, or the wrong period) used to build and activate a
+    layer of 0 cells: every route then scored 0. Found by fuzzing the ingest."""
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("id,occurred_at,latitude,longitude,type,violent,source\n")
+    sesnsp = tmp_path / "municipal.csv"
+    sesnsp.write_bytes((FIXTURES / "ingest" / "sesnsp_municipal.csv").read_bytes().split(b"\n")[0] + b"\n")
+    store = tmp_path / "store"
+    for path in (header_only, sesnsp):
+        extra = ("--municipalities", str(FIXTURES / "ingest" / "inegi_municipios_slice.geojson"))
+        result = run_cli("layers", "build", str(path), "--out", str(store), "--activate", *extra)
+        assert result.returncode == 2, result.stderr
+        assert f"{path.name}: " in result.stderr and "no incidents" in result.stderr
+        assert not (store / "ACTIVE").exists()
+        assert not (store / "layers").exists() or not any((store / "layers").iterdir())
+
+
 def test_activating_an_unknown_version_fails_cleanly(tmp_path):
     result = run_cli("layers", "activate", "nope-123", "--layer-dir", str(tmp_path))
     assert result.returncode == 2 and "nope-123" in result.stderr

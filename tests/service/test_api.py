@@ -300,6 +300,17 @@ def test_bad_speed(stub, speed):
     assert_invalid(stub.ScoreRoute, line_request(QUERETARO, average_speed_kmh=speed), "average_speed_kmh")
 
 
+@pytest.mark.parametrize("speed", [1e-10, 1e-300, 5e-324])
+def test_a_trip_too_long_to_date_is_rejected_naming_the_speed(stub, speed):
+    """A tiny positive speed made the trip outlast any date the model can place (INTERNAL)."""
+    assert_invalid(stub.ScoreRoute, line_request(QUERETARO, average_speed_kmh=speed), "average_speed_kmh", "trip")
+
+
+def test_a_long_but_datable_trip_is_scored(stub):
+    response = stub.ScoreRoute(line_request(QUERETARO, average_speed_kmh=0.01), timeout=30)  # 56 km in 7 months
+    assert response.duration.seconds > 180 * 86_400
+
+
 def test_unknown_lane_enum(stub):
     assert_invalid(stub.ScoreRoute, line_request(QUERETARO, crossing_lane=7), "crossing_lane", "7")
 
@@ -326,6 +337,7 @@ def test_every_violation_is_reported_at_once(stub):
     ("request_", "field"),
     [
         (pb.GetCellRiskRequest(cell="not-a-cell"), "cell"),
+        (pb.GetCellRiskRequest(cell="10000000000000000"), "cell"),  # hex beyond 64 bits (fuzzing found it)
         (pb.GetCellRiskRequest(cell=h3.latlng_to_cell(19.6, -99.2, 5)), "cell"),
         (pb.GetCellRiskRequest(location=pb.LatLng(latitude=-91, longitude=0)), "location.latitude"),
         (pb.GetCellRiskRequest(), "target"),

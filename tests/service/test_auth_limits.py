@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import subprocess
 import threading
@@ -105,6 +107,31 @@ def test_concurrency_cap_sheds_quickly_and_health_answers():
         running.stop(0)
     assert grpc.StatusCode.OK in codes and grpc.StatusCode.RESOURCE_EXHAUSTED in codes
     assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+
+def test_calls_refused_or_abandoned_before_they_run_give_their_slot_back():
+    """Slots are taken as a call arrives: calls refused by authentication, and calls whose
+    deadline passed before a handler thread took them, must not keep theirs."""
+    running = serving(max_workers=1, max_concurrent_rpcs=1, api_keys=KEYS)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RouteRiskServiceStub(channel)
+            for _ in range(20):
+                assert code_of(stub.GetCellRisk, CELL) == grpc.StatusCode.UNAUTHENTICATED
+            futures = [stub.GetCellRisk.future(CELL, timeout=0.001, metadata=bearer(SCORER)) for _ in range(50)]
+            for future in futures:
+                with contextlib.suppress(grpc.RpcError):
+                    future.result()
+            gc.collect()
+            # the abandoned calls may still sit in the server's queue, holding the slot a moment
+            deadline = time.monotonic() + 5
+            while code_of(stub.GetCellRisk, CELL, metadata=bearer(SCORER)) != grpc.StatusCode.OK:
+                assert time.monotonic() < deadline, "the slot was never given back"
+                time.sleep(0.05)
+            for _ in range(5):  # one at a time, so each needs the single slot
+                assert code_of(stub.GetCellRisk, CELL, metadata=bearer(SCORER)) == grpc.StatusCode.OK
+    finally:
+        running.stop(0)
 
 
 def test_server_caps_calls_without_a_deadline():

@@ -17,6 +17,7 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.server import load_data, start_server
+from tests.reliability.figures import record
 from tests.service.test_api import QUERETARO, assert_invalid, line_request
 
 MEXICO_CITY_BOX = pb.BoundingBox(west=-99.6, south=19.0, east=-98.6, north=20.0)
@@ -74,6 +75,7 @@ def test_activation_under_load_loses_no_request(two_layers, store_server):
     _, stub = store_server
     errors: list[BaseException] = []
     versions: set[str] = set()
+    calls: list[int] = []
     stop = threading.Event()
 
     def client(offset: int) -> None:
@@ -83,6 +85,7 @@ def test_activation_under_load_loses_no_request(two_layers, store_server):
             request = line_request([(20.40 + offset * 0.01, -100.2), (20.90, -100.2 + n * 1e-4)])
             try:
                 versions.add(stub.ScoreRoute(request, timeout=10).layer_version)
+                calls.append(1)
             except grpc.RpcError as exc:
                 errors.append(exc)
 
@@ -97,6 +100,7 @@ def test_activation_under_load_loses_no_request(two_layers, store_server):
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+    record("layer-activation", "ci", calls=len(calls), errors=len(errors), activations=3, versions=len(versions))
     assert errors == []
     assert versions <= {early, full} and full in versions
 

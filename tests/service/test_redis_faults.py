@@ -26,6 +26,7 @@ from service.config import Settings
 from service.redis_store import BREAKER_STATE
 from service.server import load_data, start_server
 from tests.redis_fixtures import PrivateRedis, own_redis, private_redis  # noqa: F401
+from tests.reliability.figures import current_test, record
 from tests.service.test_api import DEPARTURE, QUERETARO, demo_request, line_request
 from tests.service.test_border_api import feed_url, laredo_waits  # noqa: F401
 
@@ -169,6 +170,15 @@ def under_load(
 def check(result: LoadResult) -> None:
     if result.latencies:  # shown with pytest -s
         print(f"{len(result.latencies)} calls, {result.cached} cached, p99 {result.p99():.3f}s")
+    record(
+        "redis-faults",
+        current_test(),
+        calls=len(result.latencies),
+        cached=result.cached,
+        errors=len(result.errors),
+        mismatches=len(result.mismatches),
+        p99_s=result.p99() if result.latencies else None,
+    )
     assert not result.errors, [f"{e.code()}: {e.details()}" for e in result.errors[:5]]  # type: ignore[attr-defined]
     assert not result.mismatches, f"answers differ from the reference for requests {sorted(set(result.mismatches))}"
     assert len(result.latencies) >= 40, f"only {len(result.latencies)} calls completed"

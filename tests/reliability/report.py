@@ -1,0 +1,408 @@
+"""``docs/reliability.md`` from ``docs/reliability.json``: every scenario, how it is tested, the
+figures the runs measured, and the outcome of its tests. Nothing here is typed in by hand:
+a figure that was not measured shows as "not measured"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.reliability.figures import DEFAULT_PATH, load
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "reliability.md"
+
+Figures = dict[str, Any]
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _fuzz_api(f: Figures) -> str:
+    codes = {}
+    for by_code in f["by_rpc"].values():
+        for code, n in by_code.items():
+            codes[code] = codes.get(code, 0) + n
+    spread = ", ".join(f"{code} {_n(n)}" for code, n in sorted(codes.items()))
+    return (
+        f"{_n(f['inputs_tried'])} requests over {len(f['by_rpc'])} RPCs ({spread}); "
+        f"UNKNOWN/INTERNAL: {f['unknown_or_internal']}"
+    )
+
+
+def _fuzz_ingest(f: Figures) -> str:
+    parts = ", ".join(f"{k} {v}" for k, v in f["outcomes"].items())
+    return f"{_n(f['inputs_tried'])} mutated files ({parts}); half-written layers: {f['half_written_layers']}"
+
+
+def _geometry(f: Figures) -> str:
+    scored = sum(1 for v in f["outcomes"].values() if v == "score")
+    return f"{f['cases']} shapes: {scored} scored, {f['cases'] - scored} clear INVALID_ARGUMENT; 0 other outcomes"
+
+
+def _overload(f: Figures) -> str:
+    return (
+        f"capacity {_n(f['capacity_rps'])} req/s uncached at cap {f['concurrency_cap']} "
+        f"(p99 {_ms(f['baseline_p99_s'])}); "
+        f"offered {_n(f['offered_rps'])} req/s for {f['seconds_per_phase']:g} s ({_n(f['offered_calls'])} calls): "
+        f"{_n(f['accepted'])} accepted (p50 {_ms(f['accepted_p50_s'])}, p99 {_ms(f['accepted_p99_s'])}), "
+        f"{_n(f['rejected'])} RESOURCE_EXHAUSTED (p99 {_ms(f['rejected_p99_s'])}), other codes "
+        f"{sum(v for k, v in f['codes'].items() if k not in ('OK', 'RESOURCE_EXHAUSTED'))}; "
+        f"health {f['health_checks'] - f['health_failures']}/{f['health_checks']} SERVING "
+        f"(max {_ms(f['health_max_s'])}); "
+        f"wrong answers {f['mismatches']}"
+    )
+
+
+def _soak(f: Figures) -> str:
+    return (
+        f"{_n(f['requests'])} mixed requests in {f['seconds']:.0f} s "
+        f"({_n(f['rps'])} req/s, {f['concurrency']} in flight); "
+        f"unexpected outcomes {f['unexpected']}; RSS {f['rss_start_mib']:.0f} → max {f['rss_max_mib']:.0f} MiB "
+        f"(+{f['rss_growth_after_warmup_mib']:.1f} after warm-up, "
+        f"+{f['rss_growth_second_half_mib']:.1f} in the second half); "
+        f"fds {min(f['fds'])}–{max(f['fds'])}, threads {min(f['threads'])}–{max(f['threads'])}; "
+        f"same answer before and after: {'yes' if f['same_answer_before_and_after'] else 'NO'}"
+    )
+
+
+def _redis(test: str) -> Callable[[Figures], str]:
+    def render(f: Figures) -> str:
+        entry = f.get(test)
+        if entry is None:
+            return "not measured"
+        return (
+            f"{_n(entry['calls'])} calls ({_n(entry['cached'])} cached), errors {entry['errors']}, "
+            f"wrong answers {entry['mismatches']}, p99 {_ms(entry['p99_s'])}"
+        )
+
+    return render
+
+
+def _feed(f: Figures) -> str:
+    parts = [
+        f"{mode}: {_n(f[mode]['calls'])} calls, {f[mode]['errors']} errors, {f[mode]['wrong']} wrong, "
+        f"{f[mode]['polls']} polls"
+        for mode in ("hang", "error", "garbage", "empty")
+        if mode in f
+    ]
+    return "; ".join(parts)
+
+
+def _activation(f: Figures) -> str:
+    return f"{_n(f['calls'])} calls across {f['activations']} activations, errors {f['errors']}"
+
+
+def _sigterm(f: Figures) -> str:
+    return (
+        f"{_n(f['ok_before_signal'])} OK before SIGTERM, {f['ok_after_signal']} finished in the drain, "
+        f"{f['refused_unprocessed']} refused unprocessed (UNAVAILABLE/CANCELLED), "
+        f"{f['failed_before_signal']} failed before the signal, {f['other_codes']} other codes; exit 0"
+    )
+
+
+def _determinism(f: Figures) -> str:
+    return f"{f['requests']} calls (every RPC) × {f['processes']} processes: {f['differing']} differ"
+
+
+def _consistency(f: Figures) -> str:
+    return f"{_n(f['answers'])} answers during {f['activations']} activations: {f['mixed']} mixed, {f['errors']} errors"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str  # figures key in reliability.json ("" when the tests record no figures)
+    title: str
+    how: str
+    tests: tuple[str, ...]  # test files or file::function (the outcome column)
+    render: Callable[[Figures], str] | None = None
+    variant: str = "ci"  # which figures of ``key`` to show (redis: a dict per test)
+
+
+REDIS = "tests/service/test_redis_faults.py"
+SCENARIOS = [
+    Scenario(
+        "fuzz-api",
+        "Fuzzed API: every RPC, valid-looking and hostile messages",
+        "hypothesis through a real channel: random and non-finite coordinates, polylines of random "
+        "characters, wrong GeoJSON, extreme timestamps, speeds and dwells, unknown enum numbers, "
+        "random cells and page tokens; never UNKNOWN/INTERNAL, every INVALID_ARGUMENT's fields exist "
+        "in the request",
+        ("tests/test_fuzz_api.py",),
+        _fuzz_api,
+    ),
+    Scenario(
+        "fuzz-ingest",
+        "Fuzzed ingest: incident files, SESNSP CSV, CBP JSON and XML",
+        "real fixture files mutated (flips, cuts, insertions, lines repeated/dropped) through "
+        "`layers build` and the CBP parsers + admin RPC; plus the cell-level garbage tests",
+        (
+            "tests/test_fuzz_ingest.py",
+            "tests/geodata/test_ingest.py::test_garbage_in_a_cell_only_ever_raises_invalid_incident_file",
+            "tests/geodata/test_cbp.py::test_arbitrary_bytes_parse_or_raise_invalid_feed",
+        ),
+        _fuzz_ingest,
+    ),
+    Scenario(
+        "geometry-edges",
+        "Geometry edge cases",
+        "through the server: antimeridian, over and at the poles, pentagons (res 8 and 0), zero-length "
+        "segments, identical and antipodal points, a zig-zag, round the world, 100,000 points (line and "
+        "polyline6), 100,001 points; cell chains of the same shapes in test_cells.py",
+        ("tests/geodata/test_geometry_edges.py", "tests/geodata/test_cells.py"),
+        _geometry,
+    ),
+    Scenario(
+        "overload",
+        "Overload at twice the capacity",
+        "`routerisk serve` subprocess, cap 4, no cache; capacity measured closed loop, then 2× offered open "
+        "loop (grpc.aio, 127.0.0.1) with a health probe every 100 ms",
+        (
+            "tests/test_reliability_load.py::test_twice_the_capacity_is_shed_quickly_and_health_answers",
+            "tests/service/test_auth_limits.py::test_concurrency_cap_sheds_quickly_and_health_answers",
+            "tests/service/test_auth_limits.py::test_calls_refused_or_abandoned_before_they_run_give_their_slot_back",
+        ),
+        _overload,
+    ),
+    Scenario(
+        "soak",
+        "Soak: mixed requests against one server",
+        "ScoreRoute cached and uncached, batches, comparisons, cells, hotspots, crossings, invalid "
+        "requests; RSS, fds and threads of the server read from /proc",
+        ("tests/test_reliability_load.py::test_soak_of_mixed_requests_keeps_resources_flat",),
+        _soak,
+    ),
+    Scenario(
+        "redis-faults",
+        "Redis stopped and restarted under load",
+        "private redis-server killed and started while 4 clients score; answers compared with a server without Redis",
+        (f"{REDIS}::test_redis_stopped_and_restarted_under_load",),
+        _redis("test_redis_stopped_and_restarted_under_load"),
+    ),
+    Scenario(
+        "redis-faults",
+        "Redis paused under load",
+        "CLIENT PAUSE 1.5 s while 4 clients score",
+        (f"{REDIS}::test_redis_paused_under_load",),
+        _redis("test_redis_paused_under_load"),
+    ),
+    Scenario(
+        "redis-faults",
+        "Redis full under load",
+        "maxmemory with noeviction set while 4 clients score",
+        (f"{REDIS}::test_redis_out_of_memory_under_load",),
+        _redis("test_redis_out_of_memory_under_load"),
+    ),
+    Scenario(
+        "redis-faults",
+        "Redis read-only under load",
+        "the server's Redis is a read-only replica",
+        (f"{REDIS}::test_read_only_replica_under_load",),
+        _redis("test_read_only_replica_under_load"),
+    ),
+    Scenario(
+        "",
+        "Redis down: feed still polled; Redis restarted empty; two replicas",
+        "lease falls back to polling; border revisions survive an emptied Redis; results, layers and "
+        "waits shared between replicas",
+        (
+            f"{REDIS}::test_the_feed_is_still_polled_while_redis_is_down",
+            f"{REDIS}::test_border_waits_are_shared_again_after_redis_lost_its_data",
+            "tests/test_replicas.py",
+        ),
+    ),
+    Scenario(
+        "feed-faults",
+        "Border feed hangs, times out, fails, returns garbage or an empty list",
+        "the server polls a local feed every 0.1 s while a client scores a route across Laredo; the "
+        "poller's timeout on its own; a truncated feed in test_border_api.py",
+        (
+            "tests/service/test_feed_faults.py",
+            "tests/service/test_border_api.py::test_the_server_polls_a_feed_and_survives_a_broken_one",
+        ),
+        _feed,
+    ),
+    Scenario(
+        "layer-activation",
+        "Layer activation under load; a broken layer",
+        "4 clients score while two layers are activated in turn; a broken ACTIVE leaves the old layer serving",
+        (
+            "tests/service/test_layers_api.py::test_activation_under_load_loses_no_request",
+            "tests/service/test_layers_api.py::test_a_broken_layer_leaves_the_old_one_serving",
+        ),
+        _activation,
+    ),
+    Scenario(
+        "sigterm",
+        "SIGTERM under load (and as PID 1, to a gRPC thread, with workers)",
+        "`routerisk serve` subprocess, 6 clients, SIGTERM after 1 s; SIGTERM to one non-main thread (tgkill)",
+        (
+            "tests/test_cli.py::test_sigterm_under_load_answers_every_accepted_call",
+            "tests/test_cli.py::test_runs_as_pid_1_and_drains_on_sigterm",
+            "tests/test_cli.py::test_sigterm_delivered_to_any_thread_drains_and_exits_0",
+            "tests/test_cli.py::test_workers_share_one_port_and_drain_together",
+        ),
+        _sigterm,
+    ),
+    Scenario(
+        "determinism",
+        "Same request, same bytes across processes and a restart",
+        "two `routerisk serve` processes with other PYTHONHASHSEEDs, one restarted; every RPC, and a "
+        "hotspot page token",
+        ("tests/test_determinism.py::test_same_requests_same_bytes_across_processes_and_a_restart",),
+        _determinism,
+    ),
+    Scenario(
+        "layer-consistency",
+        "No answer mixes two layer versions",
+        "4 clients while two layers are activated 8 times; each answer compared with the answer of the "
+        "layer version it names",
+        ("tests/test_determinism.py::test_no_answer_mixes_two_layer_versions",),
+        _consistency,
+    ),
+]
+
+
+def _outcome(tests: tuple[str, ...], results: dict[str, dict]) -> str:
+    matched = [r for nodeid, r in results.items() if any(nodeid == t or nodeid.startswith(t + "::") for t in tests)]
+    if not matched:
+        return "not run"
+    counts: dict[str, int] = {}
+    for r in matched:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+
+
+def _figures(scenario: Scenario, data: dict, variant: str) -> tuple[str, str]:
+    entry = data.get("scenarios", {}).get(scenario.key, {})
+    if scenario.render is None:
+        return "(pass/fail only)", ""
+    if scenario.key == "redis-faults":
+        shown = {k: v for k, v in entry.items() if isinstance(v, dict)}
+        test = next((t.split("::")[1] for t in scenario.tests), "")
+        at = shown.get(test, {}).get("measured_at", "")
+        return (scenario.render(shown) if test in shown else "not measured"), at
+    figures = entry.get(variant)
+    if figures is None:
+        return "not measured", ""
+    try:
+        return scenario.render(figures), figures.get("measured_at", "")
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"figures unreadable ({exc!r}): rerun", ""
+
+
+def render(data: dict) -> str:
+    results = data.get("tests", {})
+    test_seconds = sum(r.get("seconds", 0.0) for r in results.values())
+    suite = f"{len(results)} tests, {test_seconds:.0f} s of test time (last run)" if results else "not run"
+    lines = [
+        "# Reliability",
+        "",
+        "<!-- generated by `python -m tests.reliability report` from docs/reliability.json; do not edit -->",
+        "",
+        "What routerisk is shown to survive, how, and the figures of the last measured runs. The",
+        "figures are written by the runs themselves into `docs/reliability.json`; this page is",
+        "rendered from it (`tests/test_reliability_doc.py` fails when it is stale).",
+        "",
+        "## Commands",
+        "",
+        "| what | command | time |",
+        "|---|---|---|",
+        "| every scenario, CI-sized (`.ci/run` runs them in plain `pytest`) | `python -m pytest` | in the suite |",
+        f"| the scenarios of this page only, recording their figures | `python -m tests.reliability suite` | {suite} |",
+        "| long overload (30 s per phase) | `python -m tests.reliability overload --seconds 30` | ~2 phases |",
+        "| long soak (200,000 requests) | `python -m tests.reliability soak --requests 200000` | see its figures |",
+        "| re-render this page | `python -m tests.reliability report` (`--check`: fail when stale) | s |",
+        "",
+        "Load goes to 127.0.0.1 only; every run is bounded in requests and seconds and stops by itself.",
+        "Machine: the shared 2-core development VM (client and server on the same cores; another",
+        "engineer's benchmarks may run at the same time), so latencies are upper bounds. The overload's",
+        "capacity is measured in the same run, on the same server (cap 4, no cache, 100 km routes as",
+        "polylines), and twice that is offered; `docs/performance.md` has the serving benchmarks.",
+        "Bounds the figures must meet are in `tests/reliability/checks.py`.",
+        "",
+        "## Scenarios",
+        "",
+        "| scenario | how it is tested | figures (CI-sized run) | tests (last suite run) |",
+        "|---|---|---|---|",
+    ]
+    for scenario in SCENARIOS:
+        figures, _ = _figures(scenario, data, "ci")
+        tests = "<br>".join(f"`{t}`" for t in scenario.tests)
+        lines.append(
+            f"| **{scenario.title}** | {scenario.how}<br>{tests} | {figures} | {_outcome(scenario.tests, results)} |"
+        )
+    lines += ["", "## Long runs", "", "| scenario | command | figures | measured |", "|---|---|---|---|"]
+    for key, command in (
+        ("overload", "python -m tests.reliability overload --seconds 30"),
+        ("soak", "python -m tests.reliability soak --requests 200000"),
+    ):
+        scenario = next(s for s in SCENARIOS if s.key == key)
+        figures, at = _figures(scenario, data, "long")
+        lines.append(f"| {scenario.title} | `{command}` | {figures} | {at or '-'} |")
+    failed = sum(1 for r in results.values() if r["outcome"] == "failed")
+    lines += [
+        "",
+        "## Totals",
+        "",
+        f"- tests in the last suite run: {len(results)}, failed: {failed}",
+        f"- {_totals(data)}",
+        "",
+        "## Bugs these tests found (fixed, each with a regression test)",
+        "",
+        "- `ScoreRoute` with a tiny positive `average_speed_kmh` (1e-10) made the trip end past year 9999:",
+        "  INTERNAL. Now a trip longer than a year is INVALID_ARGUMENT naming the field.",
+        "- `GetCellRisk` with a hexadecimal cell beyond 64 bits: INTERNAL (h3 OverflowError). Now",
+        "  INVALID_ARGUMENT on `cell`.",
+        "- The concurrency cap was taken when a handler thread reached a call, so at twice the capacity",
+        "  calls queued in the executor (accepted p99 2.3 s after 4 s, growing; some CANCELLED). Now",
+        "  calls are admitted as they arrive and the excess is refused without queueing.",
+        "- `layers build` turned a header-only file into an empty layer that scores every route 0. Now",
+        "  a file without incidents is rejected.",
+        "- `routerisk serve` lost a SIGTERM that the kernel handed to a gRPC thread (the main thread",
+        "  blocked in `Event.wait()` never ran the handler) and hung until SIGKILL: seen once as the",
+        "  PID 1 test hanging 9 minutes. Now the main thread polls a lock-free flag every 0.2 s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _totals(data: dict) -> str:
+    scenarios = data.get("scenarios", {})
+    tried = sum(scenarios.get(k, {}).get("ci", {}).get("inputs_tried", 0) for k in ("fuzz-api", "fuzz-ingest"))
+    calls = 0
+    wrong = 0
+    for entry in scenarios.get("redis-faults", {}).values():
+        if isinstance(entry, dict) and "calls" in entry:
+            calls += entry["calls"]
+            wrong += entry["mismatches"] + entry["errors"]
+    for mode in scenarios.get("feed-faults", {}).get("ci", {}).values():
+        if isinstance(mode, dict):
+            calls += mode["calls"]
+            wrong += mode["wrong"] + mode["errors"]
+    for key in ("layer-consistency",):
+        entry = scenarios.get(key, {}).get("ci")
+        if entry:
+            calls += entry["answers"]
+            wrong += entry["mixed"] + entry["errors"]
+    return (
+        f"fuzzed inputs tried: {tried:,}; calls answered under Redis, feed and layer faults: {calls:,}; "
+        f"wrong answers or failed accepted calls among them: {wrong}"
+    )
+
+
+def write(path: Path = DEFAULT_PATH, doc: Path = DOC) -> str:
+    text = render(load(path))
+    doc.write_text(text, encoding="utf-8")
+    return text
+
+
+def is_current(path: Path = DEFAULT_PATH, doc: Path = DOC) -> bool:
+    return doc.exists() and doc.read_text(encoding="utf-8") == render(load(path))
