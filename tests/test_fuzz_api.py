@@ -325,6 +325,59 @@ def test_list_hotspots(stub, box, top, page_size, token, at, follow):
         call(stub.ListHotspots, request, INVALID, "ListHotspots")
 
 
+durations = st.one_of(
+    st.none(),
+    st.integers(0, 8 * 86400),
+    st.integers(-(2**63), 2**63 - 1),
+)
+
+
+@FUZZ
+@given(
+    trip=score_requests(),
+    window=durations,
+    step=durations,
+    weight=st.one_of(st.none(), st.floats(0, 1), any_float),
+)
+def test_suggest_departures(stub, trip, window, step, weight):
+    request = pb.SuggestDeparturesRequest(trip=trip)
+    for field, value in (("window", window), ("step", step)):
+        if value is not None:
+            getattr(request, field).seconds = max(min(value, 315_576_000_000), -315_576_000_000)
+    if weight is not None:
+        request.risk_weight = weight
+    response = call(stub.SuggestDepartures, request, INVALID, "SuggestDepartures")
+    if response is not None:
+        assert [d.rank for d in response.departures] == list(range(1, len(response.departures) + 1))
+        for item in response.departures:
+            check_score(item.result, trip)
+
+
+@FUZZ
+@given(
+    box=st.tuples(coordinate, coordinate, coordinate, coordinate),
+    level=st.one_of(st.integers(0, 6), st.integers(-(2**31), 2**31 - 1)),
+    perimeter=st.one_of(st.just(0.0), st.floats(0, 1e7), any_float),
+    vertices=st.one_of(st.integers(0, 10_000), st.integers(-(2**31), 2**31 - 1)),
+    at=st.one_of(st.none(), seconds),
+)
+def test_export_avoid_areas(stub, box, level, perimeter, vertices, at):
+    west, south, east, north = box
+    request = pb.ExportAvoidAreasRequest(
+        bounds=pb.BoundingBox(west=west, south=south, east=east, north=north),
+        min_level=level,
+        valhalla_max_perimeter_meters=perimeter,
+        graphhopper_max_vertices=vertices,
+    )
+    if at is not None:
+        request.time.seconds = at
+    response = call(stub.ExportAvoidAreas, request, INVALID, "ExportAvoidAreas")
+    if response is not None:
+        assert response.valhalla_budget.used <= response.valhalla_budget.limit
+        assert response.graphhopper_budget.used <= response.graphhopper_budget.limit
+        assert len(json.loads(response.geojson)["features"]) == len(response.areas)
+
+
 @pytest.fixture(scope="module")
 def admin_stub() -> Iterator[admin_grpc.RouteRiskAdminServiceStub]:
     """A server of its own: fuzzed observations must not change the session server's waits."""
