@@ -32,6 +32,7 @@ METHOD_PERMISSIONS = {
     "/routerisk.v1.RouteRiskService/ScoreRoute": "score",
     "/routerisk.v1.RouteRiskService/BatchScoreRoutes": "score",
     "/routerisk.v1.RouteRiskService/CompareRoutes": "score",
+    "/routerisk.v1.RouteRiskService/MonitorTrip": "score",
     "/routerisk.v1.RouteRiskService/GetCellRisk": "read",
     "/routerisk.v1.RouteRiskService/ListHotspots": "read",
     "/routerisk.v1.RouteRiskService/ListBorderCrossings": "read",
@@ -81,14 +82,29 @@ def configured_keys(keys_json: str | None, keys_file: Path | None) -> list[ApiKe
     return []
 
 
-def _abort_handler(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def _abort_handler(code: grpc.StatusCode, message: str, streaming: bool = False) -> grpc.RpcMethodHandler:
     def abort(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, message)
 
+    if streaming:
+        return grpc.stream_stream_rpc_method_handler(abort)
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
 def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str) -> grpc.RpcMethodHandler:
+    if handler.stream_stream is not None:
+        streams = handler.stream_stream
+
+        def run_stream(requests: Any, context: grpc.ServicerContext) -> Any:
+            # a generator: the tenant is set in the handler thread for the whole stream
+            token = TENANT.set(tenant)
+            request_log.set_tenant(tenant)
+            try:
+                yield from streams(requests, context)
+            finally:
+                TENANT.reset(token)
+
+        return handler._replace(stream_stream=run_stream)
     behaviour = handler.unary_unary
 
     def run(request: Any, context: grpc.ServicerContext) -> Any:
@@ -121,16 +137,21 @@ class AuthInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         needed = METHOD_PERMISSIONS.get(details.method)
         handler = continuation(details)
-        if not self._keys or needed is None or handler is None or handler.unary_unary is None:
+        if not self._keys or needed is None or handler is None:
             return handler  # authentication off, or an open method
+        streaming = handler.stream_stream is not None
+        if handler.unary_unary is None and not streaming:
+            return handler  # no other kind of method is served
         metadata = dict(details.invocation_metadata or ())
         header = metadata.get("authorization", "")
         scheme, _, presented = header.partition(" ")
         key = self._find(presented.strip()) if scheme.lower() == "bearer" and presented else None
         if key is None:
             return _abort_handler(
-                grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required (authorization: Bearer)"
+                grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required (authorization: Bearer)", streaming
             )
         if needed not in key.permissions:
-            return _abort_handler(grpc.StatusCode.PERMISSION_DENIED, f"this API key lacks the {needed!r} permission")
+            return _abort_handler(
+                grpc.StatusCode.PERMISSION_DENIED, f"this API key lacks the {needed!r} permission", streaming
+            )
         return _with_tenant(handler, key.tenant)
