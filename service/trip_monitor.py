@@ -43,7 +43,7 @@ from service.scoring import LEVELS, level_of_rate, rate_at_level
 
 STOP_SPEED_KMH = 3.0
 STOP_RADIUS_M = 100.0
-ZONE_CLEAR_KM = 2.0
+ZONE_CLEAR_KM = 5.0
 DEFAULT_OFF_ROUTE_M = 1000.0
 DEFAULT_DWELL_S = 15 * 60.0
 DEFAULT_APPROACH_KM = 15.0
