@@ -103,8 +103,10 @@ def monitor(
             pending = [point for point in track if point[0] > acknowledged]
             if not pending:
                 break
+            answered = False
             try:
                 for response in stub.MonitorTrip(_requests(trip, pending, first, speedup)):
+                    answered = True
                     acknowledged = response.acknowledged_time.ToNanoseconds() / 1e9
                     processed = response.positions_processed
                     duplicates += response.duplicate
@@ -113,7 +115,8 @@ def monitor(
                         _print_alert(alert, as_json)
                 break
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == RECONNECTS:
+                # only a stream that was flowing and dropped is resumed; a server never reached is reported
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or not answered or attempt == RECONNECTS:
                     raise
                 print(f"stream dropped ({exc.code().name}); resuming trip {trip}", file=sys.stderr)
                 time.sleep(min(2.0**attempt, 5.0))
