@@ -96,13 +96,8 @@ def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str) -> grpc.RpcMethodH
         streams = handler.stream_stream
 
         def run_stream(requests: Any, context: grpc.ServicerContext) -> Any:
-            # a generator: the tenant is set in the handler thread for the whole stream
-            token = TENANT.set(tenant)
             request_log.set_tenant(tenant)
-            try:
-                yield from streams(requests, context)
-            finally:
-                TENANT.reset(token)
+            yield from request_log.iterate_with(TENANT, tenant, streams(requests, context))
 
         return handler._replace(stream_stream=run_stream)
     behaviour = handler.unary_unary

@@ -233,3 +233,40 @@ def test_distance_to_route_is_in_metres_not_degrees(track):
     assert distance_to_route_km(route, lat, lng) < 0.01
     # 0.05 degrees of latitude is 5.56 km; the distance to the route can only be less
     assert 0.5 < distance_to_route_km(route, lat + 0.05, lng) <= 5.6
+
+
+def test_streams_need_a_key_when_auth_is_on_and_trips_are_per_tenant(track):
+    from tests.service.test_auth_limits import KEYS, READER, SCORER, bearer
+
+    running = serving(api_keys=KEYS)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RouteRiskServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                list(stub.MonitorTrip(requests("t", track, 0, 2), timeout=10))
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as caught:
+                list(stub.MonitorTrip(requests("t", track, 0, 2), timeout=10, metadata=bearer(READER)))
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # MonitorTrip needs "score"
+            first = list(stub.MonitorTrip(requests("t", track, 0, 2), timeout=10, metadata=bearer(SCORER)))
+            assert [r.positions_processed for r in first] == [1, 2]
+            again = list(stub.MonitorTrip(requests("t", track, 0, 3), timeout=10, metadata=bearer(SCORER)))
+            assert again[0].resumed and [r.duplicate for r in again] == [True, True, False]
+    finally:
+        running.stop(0)
+
+
+def test_one_log_line_per_stream_without_positions(stub, track, caplog):
+    trip = f"log-{uuid.uuid4().hex}"
+    with caplog.at_level("INFO", logger="service.request_log"):
+        list(stub.MonitorTrip(requests(trip, track, 0, 5), timeout=30))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not _monitor_lines(caplog):
+            time.sleep(0.02)  # the line is written as the handler unwinds, after the client saw the end
+    (line,) = _monitor_lines(caplog)
+    assert line.code == "OK" and line.messages == 5 and line.request_id
+    assert trip not in caplog.text and f"{track.positions[0].lat:.4f}" not in caplog.text
+
+
+def _monitor_lines(caplog) -> list:
+    return [r for r in caplog.records if r.getMessage() == "rpc" and getattr(r, "method", "") == "MonitorTrip"]
