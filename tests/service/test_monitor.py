@@ -235,7 +235,7 @@ def test_distance_to_route_is_in_metres_not_degrees(track):
     assert 0.5 < distance_to_route_km(route, lat + 0.05, lng) <= 5.6
 
 
-def test_streams_need_a_key_when_auth_is_on_and_trips_are_per_tenant(track):
+def test_streams_need_a_scoring_key_when_auth_is_on_and_resume_under_it(track):
     from tests.service.test_auth_limits import KEYS, READER, SCORER, bearer
 
     running = serving(api_keys=KEYS)
