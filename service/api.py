@@ -6,6 +6,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 import grpc
@@ -19,13 +20,14 @@ from geodata.layers import RiskLayer
 from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import avoid_areas, compare, convert, departures, hotspots
+from service import avoid_areas, compare, convert, departures, hotspots, monitor_api
 from service.cache import Cache, InProcessCache, ResultCache
 from service.config import Settings
-from service.errors import NotFoundError, NotReadyError, grpc_errors, status_for
+from service.errors import NotFoundError, NotReadyError, grpc_errors, grpc_stream_errors, status_for
 from service.limits import check_deadline
 from service.scoring import ModelOptions, ScoreQuery, level_of_rate, score_route
 from service.state import ServingState, Snapshot
+from service.trip_monitor import Environment, TripStore
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
             live_max_age_s=int(settings.border_live_max_age_minutes * 60),
             crossing_match_km=settings.crossing_match_km,
         )
+        self._trips = TripStore(settings.trip_store_max_trips, settings.trip_store_ttl_seconds)
 
     def _snapshot(self) -> Snapshot:
         snapshot = self._state.snapshot
@@ -244,6 +247,18 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         return pb.CompareRoutesResponse(
             ranked=ranked, recommended_index=ranking.order[0], reason=ranking.reason, risk_weight=weight
         )
+
+    @grpc_stream_errors
+    def MonitorTrip(
+        self, request_iterator: Iterator[pb.MonitorTripRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.MonitorTripResponse]:
+        self._snapshot()  # UNAVAILABLE before any position is read when no data is loaded yet
+
+        def environment() -> Environment:
+            snapshot = self._snapshot()  # per position: a layer activated mid-trip applies at once
+            return Environment(snapshot.layer, snapshot.border, self._options.live_max_age_s)
+
+        yield from monitor_api.monitor(request_iterator, environment, self._trips, self._settings.max_route_points)
 
     @grpc_errors
     def SuggestDepartures(

@@ -43,6 +43,7 @@ from service.cli_common import (
 )
 from service.cli_layers import layers_app
 from service.cli_map import map_route
+from service.cli_monitor import monitor
 
 app = typer.Typer(help="Score freight truck routes for cargo-security risk.", no_args_is_help=True)
 app.add_typer(layers_app, name="layers")
@@ -51,6 +52,7 @@ app.add_typer(crossings_app, name="crossings")
 app.command("score-batch")(score_batch)
 app.command("map")(map_route)
 app.command("avoid")(avoid)
+app.command("monitor")(monitor)
 
 
 @app.command()

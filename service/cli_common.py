@@ -69,8 +69,8 @@ def reports_errors(command: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class _BearerAuth(grpc.UnaryUnaryClientInterceptor):
-    """Adds ``authorization: Bearer <key>`` to every call."""
+class _BearerAuth(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <key>`` to every call (unary and streaming)."""
 
     def __init__(self, key: str) -> None:
         self._metadata = ("authorization", f"Bearer {key}")
@@ -78,6 +78,10 @@ class _BearerAuth(grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
         metadata = [*(details.metadata or ()), self._metadata]
         return continuation(details._replace(metadata=metadata), request)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
+        metadata = [*(details.metadata or ()), self._metadata]
+        return continuation(details._replace(metadata=metadata), request_iterator)
 
 
 def _open_channel(server: str) -> grpc.Channel:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_concurrent_rpcs: int = Field(0, ge=0, description="API calls served at once (0: max_workers)")
     rate_limit_per_second: float = Field(0.0, ge=0, description="calls per second per tenant and replica (0: off)")
     rate_limit_burst: float = Field(20.0, ge=1, description="calls a tenant may save up")
+    max_trip_streams: int = Field(
+        64, ge=1, description="MonitorTrip streams open at once, on their own threads beyond max_concurrent_rpcs"
+    )
+    trip_store_max_trips: int = Field(10_000, ge=1, description="trips whose MonitorTrip state is kept for resuming")
+    trip_store_ttl_seconds: float = Field(7200.0, gt=0, description="a trip idle this long is forgotten")
     deadline_cap_seconds: float = Field(30.0, gt=0, description="server-side deadline for calls without a shorter one")
     tls_cert_file: Path | None = Field(None, description="PEM certificate chain: serve TLS")
     tls_key_file: Path | None = Field(None, description="PEM private key of that certificate")

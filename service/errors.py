@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -70,6 +70,25 @@ def grpc_errors(method: F) -> F:
         except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
             context.abort_with_status(rpc_status.to_status(status_for(exc)))
         except Exception:
+            log.exception("unhandled error", extra={"rpc": method.__name__})
+            context.abort_with_status(rpc_status.to_status(status_for(RuntimeError())))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def grpc_stream_errors(method: F) -> F:
+    """:func:`grpc_errors` for a response-streaming method (a generator): errors raised while
+    the stream runs, after some responses went out, end it with their status code."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from method(self, request, context)
+        except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
+            context.abort_with_status(rpc_status.to_status(status_for(exc)))
+        except Exception:
+            if not context.is_active():  # the client went away mid-stream: nothing to report
+                return
             log.exception("unhandled error", extra={"rpc": method.__name__})
             context.abort_with_status(rpc_status.to_status(status_for(RuntimeError())))
 

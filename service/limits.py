@@ -7,6 +7,13 @@
 - a token bucket per tenant (``rate_per_second``, ``burst``): RESOURCE_EXHAUSTED past it;
 - a server-side deadline for calls that arrive without one (or with a longer one): long
   loops (batches, comparisons) check it between items and stop with DEADLINE_EXCEEDED.
+
+Streams (MonitorTrip) live for a whole trip, so they must not hold one of the API slots: they
+have their own cap, ``max_streams`` (RESOURCE_EXHAUSTED past it), on handler threads of their
+own (the server's pool is ``max_concurrent + max_streams + spare``), so open trips can never
+starve unary calls or health checks. Opening a stream takes one token of the tenant's bucket;
+its messages take none. No server-side deadline applies to a stream (it ends when the client
+closes it, its own deadline passes or it goes away); its slot is released then.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from service.auth import METHOD_PERMISSIONS, TENANT
+from service.auth import TENANT, permission_for
 
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
 
@@ -58,8 +65,12 @@ class TokenBucket:
 class LimitsInterceptor(grpc.ServerInterceptor):
     """Concurrency cap, per-tenant rate limit and deadline cap for the API methods."""
 
-    def __init__(self, max_concurrent: int, rate_per_second: float, burst: float, deadline_cap_s: float) -> None:
+    def __init__(
+        self, max_concurrent: int, rate_per_second: float, burst: float, deadline_cap_s: float, max_streams: int = 0
+    ) -> None:
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent > 0 else None
+        self._stream_slots = threading.BoundedSemaphore(max_streams) if max_streams > 0 else None
+        self._max_streams = max_streams
         self._max = max_concurrent
         self._rate, self._burst = rate_per_second, max(burst, 1.0)
         self._buckets: dict[str, TokenBucket] = {}
@@ -77,7 +88,11 @@ class LimitsInterceptor(grpc.ServerInterceptor):
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler], details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
         handler = continuation(details)
-        if details.method not in METHOD_PERMISSIONS or handler is None or handler.unary_unary is None:
+        if permission_for(details.method) is None or handler is None:
+            return handler
+        if handler.stream_stream is not None:
+            return self._limited_stream(handler)
+        if handler.unary_unary is None:
             return handler
         behaviour = handler.unary_unary
         # Admission happens here, as the call arrives (gRPC's polling thread), not when a handler
@@ -121,6 +136,27 @@ class LimitsInterceptor(grpc.ServerInterceptor):
 
     def _busy(self, request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max} calls in flight); retry")
+
+    def _limited_stream(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        streams = handler.stream_stream
+
+        def limited(requests: Any, context: grpc.ServicerContext) -> Any:
+            tenant = TENANT.get()
+            if self._rate > 0 and not self._bucket(tenant).take():
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self._rate:g}/s exceeded; retry later"
+                )
+            if self._stream_slots is not None and not self._stream_slots.acquire(blocking=False):
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max_streams} streams open); retry"
+                )
+            try:
+                yield from streams(requests, context)
+            finally:
+                if self._stream_slots is not None:
+                    self._stream_slots.release()
+
+        return handler._replace(stream_stream=limited)
 
 
 class _Slot:

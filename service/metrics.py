@@ -1,7 +1,9 @@
 """Prometheus metrics: per-RPC counts and latencies, what is being served, and the /metrics endpoint.
 
 * :class:`MetricsInterceptor` counts ``routerisk_rpcs_total{method, code}`` and observes
-  ``routerisk_rpc_duration_seconds{method}`` for every unary-unary call (other kinds pass through).
+  ``routerisk_rpc_duration_seconds{method}`` for every unary-unary call; stream-stream calls
+  (MonitorTrip, open for a whole trip) are counted when they end but not timed, so hours-long
+  streams do not swamp the latency histogram; other kinds pass through.
 * ``routerisk_layer_info{version, synthetic}``, ``routerisk_layer_age_seconds`` and
   ``routerisk_border_data_age_seconds{port}`` are computed *at scrape time* from the layer and
   border data last given to :func:`set_layer` / :func:`set_border`, or from the current snapshot
@@ -85,6 +87,21 @@ def wrap_unary(
     )
 
 
+def wrap_stream(
+    handler: grpc.RpcMethodHandler | None, wrap: Callable[[Behaviour], Behaviour]
+) -> grpc.RpcMethodHandler | None:
+    """The handler with its stream-stream behaviour wrapped (``wrap`` must return a generator
+    function, so that it runs while the stream does); other kinds (and None) unchanged."""
+    if handler is None or handler.stream_stream is None:
+        return handler
+    return handler._replace(stream_stream=wrap(handler.stream_stream))
+
+
+def stream_code(context: grpc.ServicerContext, raised: BaseException | None) -> str:
+    """:func:`rpc_code` for a stream; a generator closed early (GeneratorExit) is a cancelled call."""
+    return rpc_code(context, None if isinstance(raised, GeneratorExit) else raised)
+
+
 class MetricsInterceptor(grpc.ServerInterceptor):
     """Counts every unary-unary call by method and status code and times it.
 
@@ -116,7 +133,20 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
             return observed
 
-        return wrap_unary(continuation(handler_call_details), wrap)
+        def wrap_streams(behaviour: Behaviour) -> Behaviour:
+            def counted(requests: Any, context: grpc.ServicerContext) -> Any:
+                raised: BaseException | None = None
+                try:
+                    yield from behaviour(requests, context)
+                except BaseException as exc:
+                    raised = exc
+                    raise
+                finally:
+                    RPCS.labels(method, stream_code(context, raised)).inc()
+
+            return counted
+
+        return wrap_stream(wrap_unary(continuation(handler_call_details), wrap), wrap_streams)
 
 
 class ServingCollector:

@@ -21,13 +21,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
-from service.metrics import Behaviour, rpc_code, short_method, wrap_unary
+from service.metrics import Behaviour, rpc_code, short_method, stream_code, wrap_stream, wrap_unary
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,23 @@ def set_tenant(tenant: str) -> None:
         call.tenant = tenant
 
 
+def iterate_with(var: contextvars.ContextVar[Any], value: Any, responses: Iterable[Any]) -> Iterator[Any]:
+    """Yield from a stream handler's responses with ``var`` set only while each one is computed.
+
+    Nothing stays set while the stream is suspended, so a stream that grpc abandons (its client
+    gone) and that is closed later, from another thread, leaks no value into a pooled thread."""
+    iterator = iter(responses)
+    while True:
+        token = var.set(value)
+        try:
+            response = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            var.reset(token)
+        yield response
+
+
 def request_id_from(metadata: Any) -> str:
     """The caller's ``x-request-id`` when it is a plain token (≤128 of ``A-Za-z0-9._:-``), else a new uuid4 hex."""
     for key, value in metadata or ():
@@ -102,7 +119,8 @@ def _add_trailing(context: grpc.ServicerContext, key: str, value: str) -> None:
 
 
 class LoggingInterceptor(grpc.ServerInterceptor):
-    """Request ids, per-call log context and one INFO line per unary-unary call.
+    """Request ids, per-call log context and one INFO line per unary-unary call, and per
+    stream-stream call when it ends (with ``messages``, the responses sent; never their content).
 
     ``tenant_var``: the authentication layer's tenant context variable (e.g. ``service.auth.TENANT``),
     read while the handler runs when :func:`set_tenant` was not called. Place this interceptor
@@ -152,4 +170,36 @@ class LoggingInterceptor(grpc.ServerInterceptor):
 
             return logged
 
-        return wrap_unary(continuation(handler_call_details), wrap)
+        def wrap_streams(behaviour: Behaviour) -> Behaviour:
+            def logged_stream(requests: Any, context: grpc.ServicerContext) -> Any:
+                start = time.perf_counter()
+                call = CallInfo(request_id_from(context.invocation_metadata()), method, tenant_var=tenant_var)
+                raised: BaseException | None = None
+                sent = 0
+                try:
+                    for response in iterate_with(_CALL, call, behaviour(requests, context)):
+                        sent += 1
+                        yield response
+                except BaseException as exc:
+                    raised = exc
+                    raise
+                finally:
+                    try:
+                        _add_trailing(context, REQUEST_ID_KEY, call.request_id)
+                    finally:
+                        log.info(
+                            "rpc",
+                            extra={
+                                "service": service,
+                                "method": method,
+                                "code": stream_code(context, raised),
+                                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                                "messages": sent,
+                                "request_id": call.request_id,
+                                "tenant": call.current_tenant(),
+                            },
+                        )
+
+            return logged_stream
+
+        return wrap_stream(wrap_unary(continuation(handler_call_details), wrap), wrap_streams)

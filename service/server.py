@@ -107,11 +107,16 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         LoggingInterceptor(tenant_var=TENANT),
         AuthInterceptor(keys),
         LimitsInterceptor(
-            limit, settings.rate_limit_per_second, settings.rate_limit_burst, settings.deadline_cap_seconds
+            limit,
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.deadline_cap_seconds,
+            settings.max_trip_streams,
         ),
     ]
-    # spare threads beyond the API limit: health checks and fast rejections never queue behind work
-    executor = futures.ThreadPoolExecutor(max_workers=limit + SPARE_THREADS)
+    # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
+    # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
+    executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
     server = grpc.server(executor, options=options, interceptors=interceptors)
     pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
     admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), server)

@@ -39,6 +39,15 @@ class CrossingDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CROSSING_DIRECTION_UNSPECIFIED: _ClassVar[CrossingDirection]
     CROSSING_DIRECTION_NORTHBOUND: _ClassVar[CrossingDirection]
     CROSSING_DIRECTION_SOUTHBOUND: _ClassVar[CrossingDirection]
+
+class TripAlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRIP_ALERT_KIND_UNSPECIFIED: _ClassVar[TripAlertKind]
+    TRIP_ALERT_KIND_ENTERED_HIGH_RISK_CELL: _ClassVar[TripAlertKind]
+    TRIP_ALERT_KIND_STOPPED_IN_HIGH_RISK_CELL: _ClassVar[TripAlertKind]
+    TRIP_ALERT_KIND_LEFT_PLANNED_ROUTE: _ClassVar[TripAlertKind]
+    TRIP_ALERT_KIND_RETURNED_TO_ROUTE: _ClassVar[TripAlertKind]
+    TRIP_ALERT_KIND_APPROACHING_CROSSING: _ClassVar[TripAlertKind]
 CROSSING_LANE_UNSPECIFIED: CrossingLane
 CROSSING_LANE_STANDARD: CrossingLane
 CROSSING_LANE_FAST: CrossingLane
@@ -55,6 +64,12 @@ WAIT_SOURCE_DEFAULT: WaitSource
 CROSSING_DIRECTION_UNSPECIFIED: CrossingDirection
 CROSSING_DIRECTION_NORTHBOUND: CrossingDirection
 CROSSING_DIRECTION_SOUTHBOUND: CrossingDirection
+TRIP_ALERT_KIND_UNSPECIFIED: TripAlertKind
+TRIP_ALERT_KIND_ENTERED_HIGH_RISK_CELL: TripAlertKind
+TRIP_ALERT_KIND_STOPPED_IN_HIGH_RISK_CELL: TripAlertKind
+TRIP_ALERT_KIND_LEFT_PLANNED_ROUTE: TripAlertKind
+TRIP_ALERT_KIND_RETURNED_TO_ROUTE: TripAlertKind
+TRIP_ALERT_KIND_APPROACHING_CROSSING: TripAlertKind
 
 class LatLng(_message.Message):
     __slots__ = ("latitude", "longitude")
@@ -541,3 +556,85 @@ class ExportAvoidAreasResponse(_message.Message):
     layer_version: str
     layer_synthetic: bool
     def __init__(self, areas: _Optional[_Iterable[_Union[AvoidArea, _Mapping]]] = ..., geojson: _Optional[str] = ..., valhalla: _Optional[str] = ..., graphhopper: _Optional[str] = ..., valhalla_budget: _Optional[_Union[AvoidAreaBudget, _Mapping]] = ..., graphhopper_budget: _Optional[_Union[AvoidAreaBudget, _Mapping]] = ..., cell_count: _Optional[int] = ..., layer_version: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
+
+class MonitorTripRequest(_message.Message):
+    __slots__ = ("trip_id", "time", "location", "speed_kmh", "planned_route", "options")
+    TRIP_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    SPEED_KMH_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    trip_id: str
+    time: _timestamp_pb2.Timestamp
+    location: LatLng
+    speed_kmh: float
+    planned_route: Route
+    options: TripMonitorOptions
+    def __init__(self, trip_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., speed_kmh: _Optional[float] = ..., planned_route: _Optional[_Union[Route, _Mapping]] = ..., options: _Optional[_Union[TripMonitorOptions, _Mapping]] = ...) -> None: ...
+
+class TripMonitorOptions(_message.Message):
+    __slots__ = ("off_route_meters", "dwell_alert", "approach_km", "crossing_lane")
+    OFF_ROUTE_METERS_FIELD_NUMBER: _ClassVar[int]
+    DWELL_ALERT_FIELD_NUMBER: _ClassVar[int]
+    APPROACH_KM_FIELD_NUMBER: _ClassVar[int]
+    CROSSING_LANE_FIELD_NUMBER: _ClassVar[int]
+    off_route_meters: float
+    dwell_alert: _duration_pb2.Duration
+    approach_km: float
+    crossing_lane: CrossingLane
+    def __init__(self, off_route_meters: _Optional[float] = ..., dwell_alert: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., approach_km: _Optional[float] = ..., crossing_lane: _Optional[_Union[CrossingLane, str]] = ...) -> None: ...
+
+class TripAlert(_message.Message):
+    __slots__ = ("kind", "severity", "reason", "time", "location", "cell", "risk", "distance_meters", "dwell", "port_number", "port_name", "crossing_name", "expected_wait_minutes", "wait_source", "crossing_closed")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_METERS_FIELD_NUMBER: _ClassVar[int]
+    DWELL_FIELD_NUMBER: _ClassVar[int]
+    PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CROSSING_NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_WAIT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CROSSING_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    kind: TripAlertKind
+    severity: RiskLevel
+    reason: str
+    time: _timestamp_pb2.Timestamp
+    location: LatLng
+    cell: str
+    risk: float
+    distance_meters: float
+    dwell: _duration_pb2.Duration
+    port_number: str
+    port_name: str
+    crossing_name: str
+    expected_wait_minutes: float
+    wait_source: WaitSource
+    crossing_closed: bool
+    def __init__(self, kind: _Optional[_Union[TripAlertKind, str]] = ..., severity: _Optional[_Union[RiskLevel, str]] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., cell: _Optional[str] = ..., risk: _Optional[float] = ..., distance_meters: _Optional[float] = ..., dwell: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., expected_wait_minutes: _Optional[float] = ..., wait_source: _Optional[_Union[WaitSource, str]] = ..., crossing_closed: _Optional[bool] = ...) -> None: ...
+
+class MonitorTripResponse(_message.Message):
+    __slots__ = ("trip_id", "acknowledged_time", "duplicate", "resumed", "alerts", "positions_processed", "layer_version", "layer_synthetic")
+    TRIP_ID_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_TIME_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    LAYER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    trip_id: str
+    acknowledged_time: _timestamp_pb2.Timestamp
+    duplicate: bool
+    resumed: bool
+    alerts: _containers.RepeatedCompositeFieldContainer[TripAlert]
+    positions_processed: int
+    layer_version: str
+    layer_synthetic: bool
+    def __init__(self, trip_id: _Optional[str] = ..., acknowledged_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicate: _Optional[bool] = ..., resumed: _Optional[bool] = ..., alerts: _Optional[_Iterable[_Union[TripAlert, _Mapping]]] = ..., positions_processed: _Optional[int] = ..., layer_version: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...

@@ -66,6 +66,11 @@ class RouteRiskServiceStub:
                 request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.SerializeToString,
                 response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.FromString,
                 _registered_method=True)
+        self.MonitorTrip = channel.stream_stream(
+                '/routerisk.v1.RouteRiskService/MonitorTrip',
+                request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.MonitorTripRequest.SerializeToString,
+                response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.MonitorTripResponse.FromString,
+                _registered_method=True)
         self.SuggestDepartures = channel.unary_unary(
                 '/routerisk.v1.RouteRiskService/SuggestDepartures',
                 request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.SuggestDeparturesRequest.SerializeToString,
@@ -130,6 +135,16 @@ class RouteRiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MonitorTrip(self, request_iterator, context):
+        """MonitorTrip watches a trip while it runs: positions in, alerts out
+        (entering or stopping in a high-risk cell, leaving the planned route,
+        approaching a crossing with its current wait). One response per position,
+        acknowledging it. A stream that drops resumes by trip_id on this replica.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SuggestDepartures(self, request, context):
         """SuggestDepartures scores one trip at each departure time in a window and
         ranks the departures by a blend of risk and total duration, the expected
@@ -180,6 +195,11 @@ def add_RouteRiskServiceServicer_to_server(servicer, server):
                     servicer.CompareRoutes,
                     request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.FromString,
                     response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.SerializeToString,
+            ),
+            'MonitorTrip': grpc.stream_stream_rpc_method_handler(
+                    servicer.MonitorTrip,
+                    request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.MonitorTripRequest.FromString,
+                    response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.MonitorTripResponse.SerializeToString,
             ),
             'SuggestDepartures': grpc.unary_unary_rpc_method_handler(
                     servicer.SuggestDepartures,
@@ -356,6 +376,33 @@ class RouteRiskService:
             '/routerisk.v1.RouteRiskService/CompareRoutes',
             routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesRequest.SerializeToString,
             routerisk_dot_v1_dot_route__risk__service__pb2.CompareRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MonitorTrip(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/routerisk.v1.RouteRiskService/MonitorTrip',
+            routerisk_dot_v1_dot_route__risk__service__pb2.MonitorTripRequest.SerializeToString,
+            routerisk_dot_v1_dot_route__risk__service__pb2.MonitorTripResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,12 @@ class RouteRiskServiceStub:
     """CompareRoutes scores 2–10 alternative routes for one load and ranks them
     by a blend of risk and time, with a one-line reason for the first.
     """
+    MonitorTrip: _grpc.StreamStreamMultiCallable[_route_risk_service_pb2.MonitorTripRequest, _route_risk_service_pb2.MonitorTripResponse]
+    """MonitorTrip watches a trip while it runs: positions in, alerts out
+    (entering or stopping in a high-risk cell, leaving the planned route,
+    approaching a crossing with its current wait). One response per position,
+    acknowledging it. A stream that drops resumes by trip_id on this replica.
+    """
     SuggestDepartures: _grpc.UnaryUnaryMultiCallable[_route_risk_service_pb2.SuggestDeparturesRequest, _route_risk_service_pb2.SuggestDeparturesResponse]
     """SuggestDepartures scores one trip at each departure time in a window and
     ranks the departures by a blend of risk and total duration, the expected
@@ -94,6 +100,12 @@ class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
     CompareRoutes: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.CompareRoutesRequest, _route_risk_service_pb2.CompareRoutesResponse]  # type: ignore[assignment]
     """CompareRoutes scores 2–10 alternative routes for one load and ranks them
     by a blend of risk and time, with a one-line reason for the first.
+    """
+    MonitorTrip: _aio.StreamStreamMultiCallable[_route_risk_service_pb2.MonitorTripRequest, _route_risk_service_pb2.MonitorTripResponse]  # type: ignore[assignment]
+    """MonitorTrip watches a trip while it runs: positions in, alerts out
+    (entering or stopping in a high-risk cell, leaving the planned route,
+    approaching a crossing with its current wait). One response per position,
+    acknowledging it. A stream that drops resumes by trip_id on this replica.
     """
     SuggestDepartures: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.SuggestDeparturesRequest, _route_risk_service_pb2.SuggestDeparturesResponse]  # type: ignore[assignment]
     """SuggestDepartures scores one trip at each departure time in a window and
@@ -166,6 +178,18 @@ class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_route_risk_service_pb2.CompareRoutesResponse, _abc.Awaitable[_route_risk_service_pb2.CompareRoutesResponse]]:
         """CompareRoutes scores 2–10 alternative routes for one load and ranks them
         by a blend of risk and time, with a one-line reason for the first.
+        """
+
+    @_abc_1.abstractmethod
+    def MonitorTrip(
+        self,
+        request_iterator: _MaybeAsyncIterator[_route_risk_service_pb2.MonitorTripRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_route_risk_service_pb2.MonitorTripResponse], _abc.AsyncIterator[_route_risk_service_pb2.MonitorTripResponse]]:
+        """MonitorTrip watches a trip while it runs: positions in, alerts out
+        (entering or stopping in a high-risk cell, leaving the planned route,
+        approaching a crossing with its current wait). One response per position,
+        acknowledging it. A stream that drops resumes by trip_id on this replica.
         """
 
     @_abc_1.abstractmethod

@@ -231,3 +231,27 @@ def test_tls_and_mutual_tls(certificates):
     finally:
         tls.stop(0)
         mtls.stop(0)
+
+
+def test_new_methods_are_not_open(secured):
+    stub, _ = secured
+    departures = pb.SuggestDeparturesRequest(trip=line_request(QUERETARO))
+    avoid = pb.ExportAvoidAreasRequest(bounds=pb.BoundingBox(west=-100.5, south=20, east=-100, north=21))
+    assert code_of(stub.SuggestDepartures, departures) == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(stub.SuggestDepartures, departures, metadata=bearer(READER)) == grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(stub.ExportAvoidAreas, avoid) == grpc.StatusCode.UNAUTHENTICATED
+    assert stub.ExportAvoidAreas(avoid, metadata=bearer(READER), timeout=30).layer_version
+
+
+def test_every_method_of_our_services_needs_a_listed_permission():
+    """A new RPC must be added to the table; until it is, it needs admin (closed, never open)."""
+    from routerisk.v1 import route_risk_admin_service_pb2, route_risk_service_pb2
+    from service.auth import METHOD_PERMISSIONS, permission_for
+
+    for module in (route_risk_service_pb2, route_risk_admin_service_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                path = f"/{service.full_name}/{method.name}"
+                assert path in METHOD_PERMISSIONS, f"{path} has no permission"
+    assert permission_for("/routerisk.v1.RouteRiskService/NotYetListed") == "admin"
+    assert permission_for("/grpc.health.v1.Health/Check") is None
