@@ -62,13 +62,13 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
         )
     fit = linear_fit(results)
     if fit is not None:
-        fixed, per_km, residual = fit
+        fixed, per_km, residual, r2 = fit
         rows.append(
             (
                 "cost linear in route length",
-                f"{fixed:.2f} ms + {per_km * 1000:.2f} µs/km, worst point {residual:.0%} off the line",
+                f"{fixed:.2f} ms + {per_km * 1000:.2f} µs/km, R² {r2:.4f}, worst point {residual:.0%} off the line",
                 "",
-                residual <= 0.15,
+                r2 >= 0.99,
             )
         )
     flat = incident_ratio(results)
@@ -99,16 +99,18 @@ def throughput_pairs(results: dict) -> list[tuple[int, float, float]]:
     return pairs
 
 
-def linear_fit(results: dict, contender: str = "routerisk") -> tuple[float, float, float] | None:
-    """time = fixed + per_km · length, least squares over every length at 100k incidents:
-    (fixed ms, ms per km, largest relative distance of a measured point from the line)."""
+def linear_fit(results: dict, contender: str = "routerisk") -> tuple[float, float, float, float] | None:
+    """time = fixed + per_km · length, least squares over every length at the target incident count:
+    (fixed ms, ms per km, largest relative distance of a measured point from the line, R²)."""
     cases = [c for c in results["scoring"] if c["incidents"] == target_n(results) and contender in c["timings"]]
     if len(cases) < 3:
         return None
     km = np.array([c["km"] for c in cases])
     ms = np.array([c["timings"][contender]["p50_ms"] for c in cases])
     per_km, fixed = np.polyfit(km, ms, 1)
-    return float(fixed), float(per_km), float(np.max(np.abs(fixed + per_km * km - ms) / ms))
+    fitted = fixed + per_km * km
+    r2 = 1.0 - float(np.sum((ms - fitted) ** 2) / np.sum((ms - ms.mean()) ** 2))
+    return float(fixed), float(per_km), float(np.max(np.abs(fitted - ms) / ms)), r2
 
 
 def incident_ratio(results: dict, contender: str = "routerisk") -> tuple[int, int, float] | None:
@@ -539,10 +541,10 @@ def curves_text(results: dict) -> str:
     lines = []
     fit = linear_fit(results)
     if fit is not None:
-        fixed, per_km, residual = fit
+        fixed, per_km, residual, r2 = fit
         lines.append(
             f"- routerisk, fitted at {target_n(results):,} incidents: {fixed:,.2f} ms + {per_km * 1000:,.2f} µs per km "
-            f"(no measured point more than {residual:.0%} off the line)."
+            f"(R² {r2:.4f}; no measured point more than {residual:.0%} off the line)."
         )
     cases = sorted((c for c in results["scoring"] if c["incidents"] == target_n(results)), key=lambda c: c["km"])
     for name, label in CONTENDERS.items():

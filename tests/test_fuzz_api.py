@@ -332,11 +332,17 @@ durations = st.one_of(
 )
 
 
+def valid_trip(pairs: list[tuple[float, float]]) -> pb.ScoreRouteRequest:
+    request = pb.ScoreRouteRequest()
+    request.route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in pairs)
+    return request
+
+
 @FUZZ
 @given(
-    trip=score_requests(),
-    window=durations,
-    step=durations,
+    trip=st.one_of(score_requests(), good_points.map(valid_trip)),
+    window=st.one_of(durations, st.integers(3600, 6 * 3600)),
+    step=st.one_of(durations, st.integers(900, 7200)),
     weight=st.one_of(st.none(), st.floats(0, 1), any_float),
 )
 def test_suggest_departures(stub, trip, window, step, weight):
@@ -353,9 +359,14 @@ def test_suggest_departures(stub, trip, window, step, weight):
             check_score(item.result, trip)
 
 
+mexico_box = st.tuples(st.floats(-118, -87), st.floats(14, 31), st.floats(0.1, 3), st.floats(0.1, 2)).map(
+    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
+)
+
+
 @FUZZ
 @given(
-    box=st.tuples(coordinate, coordinate, coordinate, coordinate),
+    box=st.one_of(st.tuples(coordinate, coordinate, coordinate, coordinate), mexico_box),
     level=st.one_of(st.integers(0, 6), st.integers(-(2**31), 2**31 - 1)),
     perimeter=st.one_of(st.just(0.0), st.floats(0, 1e7), any_float),
     vertices=st.one_of(st.integers(0, 10_000), st.integers(-(2**31), 2**31 - 1)),
@@ -376,6 +387,57 @@ def test_export_avoid_areas(stub, box, level, perimeter, vertices, at):
         assert response.valhalla_budget.used <= response.valhalla_budget.limit
         assert response.graphhopper_budget.used <= response.graphhopper_budget.limit
         assert len(json.loads(response.geojson)["features"]) == len(response.areas)
+
+
+@st.composite
+def trip_positions(draw) -> list[pb.MonitorTripRequest]:
+    """A stream: one trip id (sometimes another in the middle), positions of any kind."""
+    trip_id = draw(st.one_of(st.just(""), st.from_regex(r"[A-Za-z0-9._:-]{1,20}", fullmatch=True), text))
+    items = []
+    for _ in range(draw(st.integers(0, 8))):
+        message = pb.MonitorTripRequest(trip_id=trip_id if draw(st.integers(0, 9)) else draw(text))
+        message.location.latitude, message.location.longitude = draw(lat), draw(lng)
+        if draw(st.booleans()):
+            draw(timestamps(message.time))
+        speed = draw(st.one_of(st.none(), st.floats(0, 120), any_float))
+        if speed is not None:
+            message.speed_kmh = speed
+        if draw(st.integers(0, 4)) == 0:
+            message.planned_route.CopyFrom(draw(routes()))
+        if draw(st.integers(0, 4)) == 0:
+            off = draw(st.one_of(st.floats(0, 10_000), any_float))
+            message.options.off_route_meters = off
+            message.options.dwell_alert.seconds = draw(st.integers(-(10**6), 10**6))
+            message.options.crossing_lane = draw(st.integers(0, 5))
+        items.append(message)
+    return items
+
+
+@FUZZ
+@given(items=trip_positions())
+def test_monitor_trip(stub, items):
+    """A stream is answered one response per accepted position, or ends with INVALID_ARGUMENT
+    naming ``positions[i].field`` of a message that was sent."""
+    answered = 0
+    try:
+        for response in stub.MonitorTrip(iter(items), timeout=60):
+            assert response.acknowledged_time.seconds or response.duplicate or not items
+            answered += 1
+    except grpc.RpcError as exc:
+        code = exc.code()
+        TALLY[f"MonitorTrip:{code.name}"] += 1
+        assert code not in NEVER, f"MonitorTrip answered {code.name}: {exc.details()}"
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, f"MonitorTrip answered {code.name}: {exc.details()}"
+        violations = violations_of(exc)
+        assert violations, "INVALID_ARGUMENT without field violations"
+        for violation in violations:
+            match = re.fullmatch(r"positions\[(\d+)\]\.(.+)", violation.field)
+            assert match, violation.field
+            index, rest = int(match.group(1)), match.group(2)
+            assert index < len(items) and field_exists(items[index], rest), violation.field
+        return
+    TALLY["MonitorTrip:OK"] += 1
+    assert answered == len(items)
 
 
 @pytest.fixture(scope="module")
