@@ -109,6 +109,16 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+def _finish(context: grpc.ServicerContext, call: CallInfo, service: str, start: float, code: str, **more: Any) -> None:
+    """Return the request id as trailing metadata and log the call's one line (never its content)."""
+    try:
+        _add_trailing(context, REQUEST_ID_KEY, call.request_id)
+    finally:
+        duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        fields = {"service": service, "method": call.method, "code": code, "duration_ms": duration_ms, **more}
+        log.info("rpc", extra={**fields, "request_id": call.request_id, "tenant": call.current_tenant()})
+
+
 def _add_trailing(context: grpc.ServicerContext, key: str, value: str) -> None:
     """Append to the trailing metadata already set (``abort_with_status`` puts the status details there)."""
     try:
@@ -153,19 +163,8 @@ class LoggingInterceptor(grpc.ServerInterceptor):
                     raise
                 finally:
                     try:
-                        _add_trailing(context, REQUEST_ID_KEY, call.request_id)
+                        _finish(context, call, service, start, code=rpc_code(context, raised))
                     finally:
-                        log.info(
-                            "rpc",
-                            extra={
-                                "service": service,
-                                "method": method,
-                                "code": rpc_code(context, raised),
-                                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                                "request_id": call.request_id,
-                                "tenant": call.current_tenant(),
-                            },
-                        )
                         _CALL.reset(token)
 
             return logged
@@ -184,21 +183,7 @@ class LoggingInterceptor(grpc.ServerInterceptor):
                     raised = exc
                     raise
                 finally:
-                    try:
-                        _add_trailing(context, REQUEST_ID_KEY, call.request_id)
-                    finally:
-                        log.info(
-                            "rpc",
-                            extra={
-                                "service": service,
-                                "method": method,
-                                "code": stream_code(context, raised),
-                                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                                "messages": sent,
-                                "request_id": call.request_id,
-                                "tenant": call.current_tenant(),
-                            },
-                        )
+                    _finish(context, call, service, start, code=stream_code(context, raised), messages=sent)
 
             return logged_stream
 
