@@ -201,7 +201,7 @@ def test_new_key_and_an_authenticated_cli():
         process.wait(timeout=60)
 
 
-def test_sigterm_under_load_answers_every_accepted_call():
+def test_sigterm_under_load_answers_every_accepted_call(tmp_path):
     """SIGTERM while clients keep calling: every call before the signal and every call in
     flight finishes OK; calls arriving during shutdown are refused unprocessed (UNAVAILABLE,
     or CANCELLED when gRPC had queued them but no handler had taken them); exit code 0."""
@@ -216,9 +216,9 @@ def test_sigterm_under_load_answers_every_accepted_call():
 
     address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "ROUTERISK_CACHE_MAX_ENTRIES": "0", "ROUTERISK_GRACE_SECONDS": "20"}
-    process = subprocess.Popen(
-        [*routerisk_command(), "serve", "--address", address], stderr=subprocess.DEVNULL, env=env
-    )
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([*routerisk_command(), "serve", "--address", address], stderr=log, env=env)
     request = pb.ScoreRouteRequest()
     request.route.line.points.extend(pb.LatLng(latitude=19.4 + i * 0.004, longitude=-99.1) for i in range(2000))
     results: list[tuple[float, grpc.StatusCode]] = []
@@ -235,19 +235,23 @@ def test_sigterm_under_load_answers_every_accepted_call():
                     results.append((time.monotonic(), exc.code()))
                     time.sleep(0.01)
 
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(6)]
     try:
         wait_serving(address)
-        threads = [threading.Thread(target=client) for _ in range(6)]
+        # the server that answered is this process, not another one on a port reused meanwhile
+        assert process.poll() is None, f"exited with {process.returncode} before the load: {_tail(log_path)}"
         for thread in threads:
             thread.start()
         time.sleep(1.0)
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
+        code = process.wait(timeout=60)
+        assert code == 0, f"routerisk serve exited with {code} after SIGTERM: {_tail(log_path)}"
     finally:
+        stop.set()  # always: a client left looping would keep pytest from exiting
+        for thread in threads:
+            if thread.is_alive():
+                thread.join(timeout=60)
         if process.poll() is None:
             process.kill()
     refused = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
@@ -265,6 +269,11 @@ def test_sigterm_under_load_answers_every_accepted_call():
     assert {code for _, code in results} <= {grpc.StatusCode.OK, *refused}
     assert all(code == grpc.StatusCode.OK for t, code in results if t < signalled)
     assert sum(1 for t, code in results if code == grpc.StatusCode.OK and t < signalled) > 0
+
+
+def _tail(path, lines: int = 15) -> str:
+    """The end of a server's log, for a failure message."""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def test_metrics_endpoint_of_a_served_process():

@@ -64,7 +64,26 @@ CALLS: list[tuple[str, Callable[[], Message]]] = [
     ("GetCellRisk", lambda: _cell(25.7, -100.3, AT)),
     ("ListHotspots", lambda: pb.ListHotspotsRequest(bounds=MEXICO_CITY_BOX, top=40, page_size=15)),
     ("ListBorderCrossings", _crossings),
+    ("SuggestDepartures", lambda: _departures()),
+    ("ExportAvoidAreas", lambda: pb.ExportAvoidAreasRequest(bounds=MEXICO_CITY_BOX, min_level=pb.RISK_LEVEL_MODERATE)),
 ]
+
+
+def _positions() -> list[pb.MonitorTripRequest]:
+    route = demo_request("mexico-city_laredo").route
+    messages = []
+    for k, point in enumerate(route.line.points[:40]):
+        message = pb.MonitorTripRequest(location=point, speed_kmh=0.0 if 10 <= k < 30 else 80.0)
+        message.time.FromSeconds(int(AT.timestamp()) + 60 * k)
+        messages.append(message)
+    messages[0].planned_route.CopyFrom(route)
+    return messages
+
+
+def _departures() -> pb.SuggestDeparturesRequest:
+    request = pb.SuggestDeparturesRequest(trip=demo_request("mexico-city_laredo"))
+    request.window.FromSeconds(6 * 3600)
+    return request
 
 
 def canonical(message: Message) -> bytes:
@@ -78,6 +97,8 @@ def canonical(message: Message) -> bytes:
         responses = [r.response for r in copy.results if r.HasField("response")]
     elif isinstance(copy, pb.CompareRoutesResponse):
         responses = [r.result for r in copy.ranked]
+    elif isinstance(copy, pb.SuggestDeparturesResponse):
+        responses = [r.result for r in copy.departures]
     for response in responses:
         response.cached = False
     return copy.SerializeToString(deterministic=True)
@@ -91,6 +112,8 @@ def answers(address: str) -> list[bytes]:
         first = stub.ListHotspots(pb.ListHotspotsRequest(bounds=MEXICO_CITY_BOX, top=40, page_size=15), timeout=30)
         follow = pb.ListHotspotsRequest(bounds=MEXICO_CITY_BOX, top=40, page_size=15, page_token=first.next_page_token)
         out.append(canonical(stub.ListHotspots(follow, timeout=30)))
+        # a trip without an id lives only as long as its stream: the same positions, the same answers
+        out.append(b"".join(canonical(r) for r in stub.MonitorTrip(iter(_positions()), timeout=60)))
         return out
 
 
