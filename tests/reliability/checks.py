@@ -23,9 +23,9 @@ FD_SPREAD = 4
 THREAD_SPREAD = 4
 
 
-# A rare burst of CANCELLED answers (5 of 4,288 calls in one of about 15 CI-sized runs, none in
-# the long runs) is not explained yet; it is allowed up to this share of the offered calls, counted
-# in the figures, and never allowed to hide a wrong answer (``mismatches``).
+# A rare burst of CANCELLED answers under overload (seen twice in CI-sized runs on the shared
+# machine, never in the long runs) is not explained yet; it is allowed up to this share of the
+# offered calls, counted in the figures, and never allowed to hide a wrong answer (``mismatches``).
 MAX_CANCELLED_SHARE = 0.01
 
 
