@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_concurrent_rpcs: int = Field(0, ge=0, description="API calls served at once (0: max_workers)")
     rate_limit_per_second: float = Field(0.0, ge=0, description="calls per second per tenant and replica (0: off)")
     rate_limit_burst: float = Field(20.0, ge=1, description="calls a tenant may save up")
+    max_streams_per_connection: int = Field(
+        256,
+        ge=1,
+        description="calls one HTTP/2 connection may have open (clients hold more until one ends)",
+    )
     max_trip_streams: int = Field(
         64, ge=1, description="MonitorTrip streams open at once, on their own threads beyond max_concurrent_rpcs"
     )

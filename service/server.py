@@ -96,6 +96,12 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         ("grpc.max_send_message_length", settings.max_message_bytes),
         # several worker processes share one port (routerisk serve --workers N)
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        # Bounds what one connection can queue in gRPC core before the single thread that hands
+        # calls to Python has looked at them: past ``grpc.server.max_pending_requests`` (1,000)
+        # such calls, core drops new ones with a bare CANCELLED. The limit is announced in the
+        # HTTP/2 SETTINGS: clients hold further calls until a stream ends; a client that sends
+        # them anyway gets REFUSED_STREAM (UNAVAILABLE, never processed, safe to retry).
+        ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
     ]
     limit = settings.max_concurrent_rpcs or settings.max_workers
     keys = configured_keys(settings.api_keys, settings.api_keys_file)

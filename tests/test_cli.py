@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -223,8 +224,13 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path):
     request.route.line.points.extend(pb.LatLng(latitude=19.4 + i * 0.004, longitude=-99.1) for i in range(2000))
     results: list[tuple[float, grpc.StatusCode]] = []
     stop = threading.Event()
+    clients = 6
+    # every client has had an answer: the load is on (a fixed sleep was not enough on a busy
+    # machine, where the first answers can take longer than it)
+    answered = threading.Barrier(clients + 1)
 
     def client() -> None:
+        first = True
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.RouteRiskServiceStub(channel)
             while not stop.is_set():
@@ -234,21 +240,27 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path):
                 except grpc.RpcError as exc:
                     results.append((time.monotonic(), exc.code()))
                     time.sleep(0.01)
+                if first:
+                    first = False
+                    with contextlib.suppress(threading.BrokenBarrierError):
+                        answered.wait(timeout=120)
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(6)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     try:
         wait_serving(address)
         # the server that answered is this process, not another one on a port reused meanwhile
         assert process.poll() is None, f"exited with {process.returncode} before the load: {_tail(log_path)}"
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
+        answered.wait(timeout=120)
+        time.sleep(0.5)  # a few more calls in flight; nothing below depends on how many
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
         assert code == 0, f"routerisk serve exited with {code} after SIGTERM: {_tail(log_path)}"
     finally:
         stop.set()  # always: a client left looping would keep pytest from exiting
+        answered.abort()
         for thread in threads:
             if thread.is_alive():
                 thread.join(timeout=60)

@@ -20,32 +20,28 @@ RSS_MAX_MIB = 768
 RSS_GROWTH_AFTER_WARMUP_MIB = 160  # the result cache (10,000 entries) filling up
 RSS_GROWTH_SECOND_HALF_MIB = 24  # once it is full: flat
 FD_SPREAD = 4
-THREAD_SPREAD = 4
-
-
-# A rare burst of CANCELLED answers under overload (seen twice in CI-sized runs on the shared
-# machine, never in the long runs) is not explained yet; it is allowed up to this share of the
-# offered calls, counted in the figures, and never allowed to hide a wrong answer (``mismatches``).
-MAX_CANCELLED_SHARE = 0.01
 
 
 def overload(f: dict, timed: bool = True) -> None:
-    """The overload's outcome; ``timed`` also checks the latency bounds (the long run only: the
-    suite records latencies but asserts no time, the machine being shared)."""
-    cancelled = f["codes"].get("CANCELLED", 0)
-    problems = [p for p in f["client_problems"] if not p.startswith("CANCELLED")]
-    assert problems == [], problems
-    assert set(f["codes"]) <= {"OK", "RESOURCE_EXHAUSTED", "CANCELLED"}, f["codes"]
-    assert cancelled <= MAX_CANCELLED_SHARE * f["offered_calls"], f["codes"]
+    """The overload's outcome; ``timed`` also checks the latency bounds and that the client really
+    offered about twice the capacity (the long run only: the suite records those figures but
+    asserts nothing that depends on how busy the shared machine is).
+
+    Every call ends OK or RESOURCE_EXHAUSTED: no other code is allowed. The CANCELLED answers
+    once seen here were gRPC core shedding calls its pending queue held past 1,000 (see
+    ``open_loop`` and docs/reliability.md); the client's in-flight bound and the server's
+    per-connection stream limit keep that queue far below it."""
+    assert f["client_problems"] == [], f["client_problems"]
+    assert set(f["codes"]) <= {"OK", "RESOURCE_EXHAUSTED"}, f["codes"]
     assert f["accepted"] > 0 and f["rejected"] > 0, f["codes"]
-    assert f["offered_rps"] >= MIN_OFFERED_FACTOR * f["capacity_rps"], (f["offered_rps"], f["capacity_rps"])
     if timed:
+        assert f["offered_rps"] >= MIN_OFFERED_FACTOR * f["capacity_rps"], (f["offered_rps"], f["capacity_rps"])
         assert f["rejected_p50_s"] < REJECTED_P50_S, f"RESOURCE_EXHAUSTED p50 {f['rejected_p50_s']:.3f}s"
         assert f["accepted_p50_s"] < ACCEPTED_P50_S, f"accepted p50 {f['accepted_p50_s']:.3f}s"
         assert f["rejected_p99_s"] < REJECTED_P99_S, f"RESOURCE_EXHAUSTED p99 {f['rejected_p99_s']:.3f}s"
         assert f["accepted_p99_s"] < ACCEPTED_P99_S, f"accepted p99 {f['accepted_p99_s']:.3f}s"
         assert f["health_max_s"] < HEALTH_MAX_S
-    assert f["health_failures"] == 0 and f["health_checks"] > 0
+    assert f["health_failures"] == 0 and f["health_checks"] > 0, f.get("health_failure_examples")
     assert f["mismatches"] == 0, "an accepted call got a different answer than before"
     assert f["after_codes"] == {"OK": 20}, "the server does not answer normally after the overload"
     assert f["exit_code"] == 0
@@ -59,6 +55,8 @@ def soak(f: dict, requests: int | None = None) -> None:
     assert f["rss_growth_after_warmup_mib"] < RSS_GROWTH_AFTER_WARMUP_MIB
     assert f["rss_growth_second_half_mib"] < RSS_GROWTH_SECOND_HALF_MIB
     assert max(f["fds"]) - min(f["fds"]) <= FD_SPREAD, f["fds"]
-    assert max(f["threads"]) - min(f["threads"]) <= THREAD_SPREAD, f["threads"]
+    # handler threads are started on demand up to the pool's size, sooner on a busy machine (a
+    # spread of 4 failed once at load average 12: 20 to 25); a leak would pass that bound
+    assert max(f["threads"]) <= f["threads_at_start"] + f["handler_pool"], (f["threads"], f["threads_at_start"])
     assert f["same_answer_before_and_after"] and f["layer_version_kept"]
     assert f["exit_code"] == 0
