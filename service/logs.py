@@ -31,8 +31,8 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     """Send logs to stderr in the chosen format, replacing earlier handlers (except those marked
     ``keep_on_configure``, such as the test suite's log scanner). Records logged during a gRPC call
-    carry its ``request_id`` and ``tenant`` (:mod:`service.request_log`)."""
-    from service.request_log import RequestContextFilter
+    carry its ``request_id`` and ``tenant`` (:mod:`service.grpc.request_log`)."""
+    from service.grpc.request_log import RequestContextFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s %(message)s"))
