@@ -21,14 +21,11 @@ from grpc_status import rpc_status
 from geodata.errors import InputError
 from service.grpc.limits import DeadlineExceededError
 from service.store.serving import NotReadyError
+from service.usecases.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class NotFoundError(LookupError):
-    """The named thing (port, cell) does not exist."""
 
 
 def bad_request_status(error: InputError) -> status_pb2.Status:

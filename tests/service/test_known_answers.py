@@ -1,5 +1,5 @@
 """Requests seen before are answered from the cache without decoding their route again
-(``RouteRiskServicer._known_answer``): the answers must be exactly those of the full path."""
+(``ScoreHandler.score``, through the alias): the answers must be exactly those of the full path."""
 
 from __future__ import annotations
 
