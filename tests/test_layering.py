@@ -86,6 +86,7 @@ RULES = {
     "service.grpc": ("service.cli",),
     # settings and logging are below everything in service
     "service.config": ("service.grpc", "service.store", "service.cli", "service.usecases"),
+    "service.logs": ("service.grpc", "service.store", "service.cli", "service.usecases"),
 }
 
 

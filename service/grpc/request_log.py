@@ -6,7 +6,7 @@ tenant in a context variable while the handler runs, and at the end logs one INF
 ``rpc`` (logger ``service.grpc.request_log``) with ``service``, ``method``, ``code``, ``duration_ms``,
 ``request_id`` and ``tenant``: never the request or response, coordinates, routes or keys.
 
-:class:`RequestContextFilter` (installed on the handler by :func:`service.logs.configure`) adds
+:class:`RequestContextFilter` (the server installs it through :func:`service.logs.configure`) adds
 ``request_id`` and ``tenant`` to every record logged during a call, from any logger.
 
 The tenant is the one reported with :func:`set_tenant` during the call (the authentication layer

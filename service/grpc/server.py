@@ -27,7 +27,7 @@ from service.grpc.admin_servicer import RouteRiskAdminServicer
 from service.grpc.auth import TENANT, AuthInterceptor, configured_keys
 from service.grpc.limits import LimitsInterceptor
 from service.grpc.metrics import MetricsInterceptor, start_metrics_server
-from service.grpc.request_log import LoggingInterceptor
+from service.grpc.request_log import LoggingInterceptor, RequestContextFilter
 from service.grpc.servicer import RouteRiskServicer
 from service.grpc.tracing import configure_tracing
 from service.store.border_feed import FeedPoller
@@ -191,7 +191,7 @@ def load_data(running: RunningServer, settings: Settings) -> None:
 
 def serve(settings: Settings, metrics_address: str | None = None) -> int:
     """Run until SIGTERM or SIGINT; exit code 0 after a clean drain."""
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, [RequestContextFilter()])
     configure_tracing()
     metrics_server = _start_metrics(settings.metrics_address if metrics_address is None else metrics_address)
     # The handler only appends (no lock: it may interrupt the main thread inside one), and the
@@ -226,7 +226,7 @@ def serve_workers(settings: Settings) -> int:
         return serve(settings)
     if settings.address.rsplit(":", 1)[-1] == "0":
         raise SystemExit("--workers needs a fixed port: the processes must bind the same one")
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, [RequestContextFilter()])
     context = multiprocessing.get_context("fork")
     workers = [
         context.Process(
