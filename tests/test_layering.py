@@ -102,7 +102,8 @@ def test_the_top_of_service_stays_small() -> None:
 
 
 def test_no_import_cycles() -> None:
-    """Tarjan's strongly connected components over the imports between our own modules."""
+    """Tarjan's strongly connected components over the imports between our own modules (geodata
+    and service): none may have more than one module."""
     graph = {name: sorted(t for t in targets if t in MODULES and t != name) for name, targets in IMPORTS.items()}
     # a package's __init__ is imported on the way to its modules; it holds no code here, so it is no edge back
     graph = {name: [t for t in targets if MODULES[t].name != "__init__.py"] for name, targets in graph.items()}
@@ -136,8 +137,12 @@ def test_no_import_cycles() -> None:
     for node in sorted(graph):
         if node not in index:
             visit(node)
-    service_cycles = [c for c in cycles if any(in_package(m, "service") for m in c)]
-    assert service_cycles == []
+    assert [c for c in cycles if not set(c) <= CYCLES_PENDING] == []
+
+
+# geodata.incidents ↔ geodata.ingest (through two shims used only by tests) is being removed by
+# the rewrite of issue 14; no other cycle may appear meanwhile.
+CYCLES_PENDING = {"geodata.incidents", "geodata.ingest"}
 
 
 def test_init_modules_hold_no_code() -> None:
