@@ -56,11 +56,12 @@ class ScoreHandler:
             )
         except InputError:
             identity = None  # parse_score_request below reports every bad field
-        alias = self._alias(identity.canonical, snapshot) if identity is not None and self._aliases else None
-        if alias is not None and identity is not None and self._aliases is not None:
+        aliases = self._aliases  # None when caching is off (an empty cache is falsy: test for None)
+        alias = self._alias(identity.canonical, snapshot) if identity is not None and aliases is not None else None
+        if alias is not None and identity is not None and aliases is not None:
             # validation depends on the request alone, except the departure's distance from now,
             # which score_identity checked again; anything unusual falls back to the full path
-            known = self._aliases.get(alias)
+            known = aliases.get(alias)
             data = self._results.get(known.decode()) if known is not None else None
             if data is not None:
                 return _finish(
@@ -98,8 +99,8 @@ class ScoreHandler:
             return response.SerializeToString()
 
         data, cached = self._results.get_or_compute(key, compute)
-        if alias is not None and self._aliases is not None:
-            self._aliases.set(alias, key.encode(), self._results.ttl())
+        if alias is not None and aliases is not None:
+            aliases.set(alias, key.encode(), self._results.ttl())
         # computed here: the response as built (compute runs only on a miss, so not cached)
         response = built[0] if built else pb.ScoreRouteResponse.FromString(data)
         return _finish(response, cached, request, identity.departure_s - identity.scored_departure_s)
