@@ -12,6 +12,8 @@ has to follow.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,16 @@ def test_private_h3_api_only_in_its_wrapper() -> None:
     )
     assert H3_PRIVATE_WRAPPER in users
     assert set(users) - {H3_PRIVATE_WRAPPER} <= H3_PRIVATE_PENDING, users
+
+
+def test_the_command_line_starts_without_the_server_or_geopandas() -> None:
+    """Every ``routerisk`` command imports the whole app; the server's modules (and geopandas and
+    pyarrow, which the layer builders need) load only in the commands that use them."""
+    code = (
+        "import sys, service.cli.app; "
+        "print(sorted(m for m in ('geopandas', 'pyarrow', 'service.grpc.server', 'service.store.serving') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
