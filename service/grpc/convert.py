@@ -1,6 +1,6 @@
 """Proto ⇄ domain for RouteRiskService: validate requests into domain queries, render results as
 responses. Every proto message the servicer returns is built here (MonitorTrip's in
-:mod:`service.grpc.monitor_stream`, the admin service's in :mod:`service.grpc.admin_convert`).
+:mod:`service.grpc.monitor_convert`, the admin service's in :mod:`service.grpc.admin_convert`).
 
 Every violation found in a request is reported at once, with the proto field path
 (index included) and the value, so a TMS engineer can fix a payload in one go.

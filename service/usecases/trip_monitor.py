@@ -352,3 +352,50 @@ class TripStore:
 
     def __len__(self) -> int:
         return len(self._trips)
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """What one position of a trip produced."""
+
+    duplicate: bool  # at or before the last position processed: changed nothing
+    alerts: list[Alert]
+    processed: int  # positions of the trip processed so far
+    acknowledged_s: float  # the time of the last position processed
+    resumed: bool  # the first position of a session that continued a stored trip
+
+
+class TripSession:
+    """One stream of positions of one trip: the trip's state is taken from the store under ``key``
+    (resumed when it is there) or, without a key, kept for this session only."""
+
+    def __init__(self, store: TripStore, key: str | None) -> None:
+        self._store = store
+        self._key = key
+        if key:
+            self.state, self.resumed = store.get(key)
+        else:
+            self.state, self.resumed = TripState(), False
+        self._first = True
+
+    def feed(
+        self,
+        position: Position,
+        env: Environment,
+        route: RoutePath | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> Acknowledgement:
+        """Take a new planned route and thresholds when given, then the position."""
+        state = self.state
+        with state.lock:
+            if route is not None:
+                state.set_route(route, env.border)
+            if thresholds is not None:
+                state.thresholds = thresholds
+            duplicate, alerts = state.feed(position, env)
+            processed = state.processed
+            acknowledged = state.last.time_s if state.last is not None else position.time_s
+        if self._key:
+            self._store.touch(self._key)
+        first, self._first = self._first, False
+        return Acknowledgement(duplicate, alerts, processed, acknowledged, self.resumed and first)
