@@ -84,8 +84,10 @@ RULES = {
     ),
     # state and storage: no transport, and nothing above it
     "service.store": ("grpc", "grpc_status", "routerisk", "service.grpc", "service.cli"),
-    # the server does not know its command line
-    "service.grpc": ("service.cli",),
+    # the server does not know its command line; Redis is the store's business
+    "service.grpc": ("service.cli", "redis"),
+    # a client of the server: the stubs, not Redis (the store's modules do that for `layers activate`)
+    "service.cli": ("redis",),
     # settings and logging are below everything in service
     "service.config": ("service.grpc", "service.store", "service.cli", "service.usecases"),
     "service.logs": ("service.grpc", "service.store", "service.cli", "service.usecases"),
