@@ -117,10 +117,10 @@ def servicer_figures(layer: RiskLayer, border, requests_by_km: dict, runs: int) 
     """``ScoreRoute`` called on the servicer itself, no gRPC: validation, cache key, cache, response.
 
     Cached: every request answered once before timing; uncached: no cache at all."""
-    from service.api import RouteRiskServicer
-    from service.cache import InProcessCache, NullCache
     from service.config import Settings
-    from service.state import ServingState
+    from service.grpc.servicer import RouteRiskServicer
+    from service.store.cache import InProcessCache, NullCache
+    from service.store.serving import ServingState
 
     state = ServingState()
     state.activate(layer, border)

@@ -34,7 +34,7 @@ from bench.serving import Server, batch_target, call_all, echo_target, measure, 
 from geodata.border import load_border_data
 from geodata.layer_store import LayerStore
 from geodata.layers import BuildParams, RiskLayer
-from service.scoring import ModelOptions, ScoreQuery, score_route
+from service.usecases.scoring import ModelOptions, ScoreQuery, score_route
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"

@@ -39,11 +39,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from itertools import repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from h3 import _cy
 
+from geodata import h3x
 from geodata.geometry import EARTH_RADIUS_KM, to_latlng, to_xyz
 from geodata.route import RoutePath
 
@@ -97,7 +97,7 @@ def _check_resolution(resolution: int) -> None:
 def _check_refine(refine_km: float | None, resolution: int) -> float:
     if refine_km is None:
         return math.inf
-    floor = _cy.average_hexagon_edge_length(resolution, "km") / 100
+    floor = h3x.average_hexagon_edge_length(resolution, "km") / 100
     if not refine_km >= floor:  # also rejects NaN
         raise ValueError(f"refine_km must be at least {floor:.6g} km at resolution {resolution}, got {refine_km!r}")
     return float(refine_km)
@@ -105,7 +105,7 @@ def _check_refine(refine_km: float | None, resolution: int) -> float:
 
 def _cells_of(lat: np.ndarray, lng: np.ndarray, resolution: int) -> np.ndarray:
     """``latlng_to_cell`` per point; ``map`` over the Cython function is the fastest loop."""
-    found = map(_cy.latlng_to_cell, lat.tolist(), lng.tolist(), repeat(resolution))
+    found = map(h3x.latlng_to_cell, lat.tolist(), lng.tolist(), repeat(resolution))
     return np.fromiter(found, dtype=np.uint64, count=lat.size)
 
 
@@ -131,7 +131,7 @@ def _neighbours(a: np.ndarray, b: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def _neighbours_h3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.fromiter(map(_cy.are_neighbor_cells, a.tolist(), b.tolist()), dtype=bool, count=a.size)
+    return np.fromiter(map(h3x.are_neighbor_cells, a.tolist(), b.tolist()), dtype=bool, count=a.size)
 
 
 def _sibling_table() -> np.ndarray:
@@ -145,7 +145,7 @@ def _sibling_table() -> np.ndarray:
 
 _SIBLING_ADJACENT = _sibling_table()
 _PENTAGON_BASE_CELL = np.zeros(128, dtype=bool)
-_PENTAGON_BASE_CELL[[_cy.get_base_cell_number(p) for p in _cy.get_pentagons(0)]] = True
+_PENTAGON_BASE_CELL[[h3x.get_base_cell_number(p) for p in h3x.get_pentagons(0)]] = True
 
 
 @dataclass
@@ -214,7 +214,7 @@ def _open(a: np.ndarray, b: np.ndarray, km: np.ndarray, refine: float, resolutio
     return ~_neighbours(a, b, resolution) | (km > refine)
 
 
-def _bisect(gaps: _Gaps, resolution: int, refine: float, found: list) -> _Gaps:
+def _bisect(gaps: _Gaps, resolution: int, refine: float, found: list[Any]) -> _Gaps:
     """One round: add every gap's midpoint to ``found``; return the halves still open."""
     mid = gaps.a_xyz + gaps.b_xyz
     mid /= np.linalg.norm(mid, axis=1, keepdims=True)
@@ -241,13 +241,13 @@ def _bisect(gaps: _Gaps, resolution: int, refine: float, found: list) -> _Gaps:
     )
 
 
-def _bisect_scalar(gaps: _Gaps, resolution: int, refine: float, found: list) -> _Gaps:
+def _bisect_scalar(gaps: _Gaps, resolution: int, refine: float, found: list[Any]) -> _Gaps:
     """Bisect each gap to completion with scalar maths (cheaper for a handful of gaps).
 
     Returns the gaps still open after ``_MAX_ROUNDS`` levels (normally none)."""
-    l2c, nb = _cy.latlng_to_cell, _cy.are_neighbor_cells
+    l2c, nb = h3x.latlng_to_cell, h3x.are_neighbor_cells
     out: list[tuple[int, float, int, float]] = []
-    stuck: list[tuple] = []
+    stuck: list[tuple[Any, ...]] = []
     columns = zip(*(getattr(gaps, f.name).tolist() for f in fields(gaps)), strict=True)
     for owner, t0, width, a, b, ca, cb, ka, kb in columns:
         stack = [(a, b, ca, cb, ka, kb, t0, width, 0)]
@@ -298,7 +298,7 @@ def _grid_path_fallback(gaps: _Gaps) -> tuple[np.ndarray, np.ndarray, np.ndarray
     for g in range(gaps.owner.size):
         a, b = int(gaps.a_cell[g]), int(gaps.b_cell[g])
         try:
-            between = [int(c) for c in _cy.grid_path_cells(a, b)][1:-1]
+            between = [int(c) for c in h3x.grid_path_cells(a, b)][1:-1]
         except Exception as exc:  # h3 raises its own error classes
             raise RuntimeError(f"cannot connect H3 cells {a:x} and {b:x}") from exc
         for j, c in enumerate(between, start=1):
@@ -329,7 +329,9 @@ def _chain(cells: np.ndarray, dist: np.ndarray, resolution: int) -> CellChain:
 class ChainPosition(NamedTuple):
     """Where a point lands on a route: chain entry, distance along, distance off."""
 
-    index: int  # index into CellChain.cells
+    # shadows tuple.index (a method) on purpose: a field name callers use since the start; the
+    # NamedTuple works (fields win), mypy only objects to the override of the method's type
+    index: int  # type: ignore[assignment]  # index into CellChain.cells
     along_km: float  # distance along the route of the closest route point
     offset_km: float  # great-circle distance from the point to the route
 
@@ -370,7 +372,8 @@ def nearest_chain_index(chain: CellChain, path: RoutePath, lat: float, lng: floa
 
 def _angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Angle between unit vectors (rows), robust at all sizes."""
-    return np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.einsum("...j,...j->...", u, v))
+    angle: np.ndarray = np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.einsum("...j,...j->...", u, v))
+    return angle
 
 
 _CHAIN_HEADER = np.dtype([("resolution", "<u1"), ("count", "<u4")])

@@ -7,6 +7,7 @@ no special cases: longitudes are never interpolated directly.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 # The authalic radius H3 itself uses (``h3.great_circle_distance`` agrees with us).
 EARTH_RADIUS_KM = 6371.007180918475
@@ -45,10 +46,11 @@ def cumulative_km(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
     return out
 
 
-def haversine_km(lat1, lng1, lat2, lng2) -> np.ndarray:
+def haversine_km(lat1: ArrayLike, lng1: ArrayLike, lat2: ArrayLike, lng2: ArrayLike) -> np.ndarray:
     """Classic haversine distance in km (broadcasting), degrees in."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
     dlam = np.radians(np.asarray(lng2) - np.asarray(lng1))
     a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlam / 2) ** 2
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    distance: np.ndarray = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    return distance

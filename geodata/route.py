@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import gpxpy
 import numpy as np
@@ -79,7 +80,7 @@ def from_points(
     return _validated(lat, lng, field, max_points, where)
 
 
-def _as_float_array(values, field: str, what: str) -> np.ndarray:
+def _as_float_array(values: object, field: str, what: str) -> np.ndarray:
     try:
         arr = np.array(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -297,14 +298,14 @@ def from_geojson(
     return _validated(lat, lng, field, max_points, _item_where(field, path))
 
 
-def _kind(value) -> str:
+def _kind(value: object) -> str:
     if isinstance(value, dict):
         t = value.get("type")
         return f"{t}" if isinstance(t, str) else 'an object without a "type"'
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
-def _find_linestring(doc, field: str) -> tuple[object, str]:
+def _find_linestring(doc: object, field: str) -> tuple[object, str]:
     """Return (coordinates, JSON path of the coordinates) or raise."""
     prefix = ""
     if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
@@ -333,7 +334,9 @@ def _find_linestring(doc, field: str) -> tuple[object, str]:
     return doc["coordinates"], prefix + "coordinates"
 
 
-def _positions(coords, path: str, field: str, max_points: int, *, maybe_bools: bool) -> tuple[np.ndarray, np.ndarray]:
+def _positions(
+    coords: object, path: str, field: str, max_points: int, *, maybe_bools: bool
+) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(coords, list):
         raise InvalidRouteError(
             Violation(field, f"{path} must be an array of [longitude, latitude] positions, found {_kind(coords)}")
@@ -357,7 +360,7 @@ def _positions(coords, path: str, field: str, max_points: int, *, maybe_bools: b
     return _positions_slow(coords, path, field)
 
 
-def _positions_slow(coords: list, path: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+def _positions_slow(coords: list[Any], path: str, field: str) -> tuple[np.ndarray, np.ndarray]:
     lat = np.empty(len(coords))
     lng = np.empty(len(coords))
     for i, pos in enumerate(coords):
@@ -393,7 +396,7 @@ def from_gpx(
         gpx = gpxpy.parse(text)
     except Exception as exc:  # gpxpy raises GPXException and also bare Exception
         raise InvalidRouteError(Violation(field, f"is not valid GPX: {exc}")) from None
-    pts = [p for trk in gpx.tracks for seg in trk.segments for p in seg.points]
+    pts: list[Any] = [p for trk in gpx.tracks for seg in trk.segments for p in seg.points]
     item = "trkpt"
     if not pts:
         pts = [p for rte in gpx.routes for p in rte.points]

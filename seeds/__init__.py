@@ -9,6 +9,8 @@ works as well as these ``Path`` constants (which assume an unzipped install).
 
 from __future__ import annotations
 
+import csv
+import functools
 from pathlib import Path
 
 SEEDS_DIR: Path = Path(__file__).resolve().parent
@@ -28,11 +30,23 @@ DEMO_ROUTES: dict[str, Path] = {
 PORTS_COLUMNS: tuple[str, ...] = (
     "port_number", "port_name", "crossing_name", "mx_city", "mx_state", "us_state",
     "latitude", "longitude", "time_zone", "commercial_lanes", "fast_lanes", "source",
-)
+)  # fmt: skip
 INCIDENTS_COLUMNS: tuple[str, ...] = ("id", "occurred_at", "latitude", "longitude", "type", "violent", "source")
 INCIDENT_TYPES: tuple[str, ...] = ("hijacking", "theft_from_parked", "cargo_theft", "attempt", "other")
 
 __all__ = [
     "BOUNDARY_GEOJSON", "CORRIDORS_GEOJSON", "DEMO_ROUTES", "INCIDENTS_COLUMNS", "INCIDENTS_CSV",
     "INCIDENT_TYPES", "PORTS_COLUMNS", "PORTS_CSV", "ROUTES_DIR", "SEEDS_DIR", "WAIT_PROFILES_JSON",
-]
+    "port_zones",
+]  # fmt: skip
+
+
+def port_zones() -> dict[str, str]:
+    """Port number → IANA zone of the commercial ports in ``ports_of_entry.csv`` (a fresh copy)."""
+    return dict(_port_zones())
+
+
+@functools.lru_cache(maxsize=1)
+def _port_zones() -> tuple[tuple[str, str], ...]:
+    with open(PORTS_CSV, newline="", encoding="utf-8") as handle:
+        return tuple((row["port_number"], row["time_zone"]) for row in csv.DictReader(handle))

@@ -1,6 +1,6 @@
 """``python -m service``: start the server with settings from the environment."""
 
 from service.config import Settings
-from service.server import serve_workers
+from service.grpc.server import serve_workers
 
 raise SystemExit(serve_workers(Settings()))

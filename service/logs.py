@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 
 # LogRecord attributes that are not extra fields.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
@@ -28,15 +29,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
+def configure(level: str = "INFO", fmt: str = "json", filters: Sequence[logging.Filter] = ()) -> None:
     """Send logs to stderr in the chosen format, replacing earlier handlers (except those marked
-    ``keep_on_configure``, such as the test suite's log scanner). Records logged during a gRPC call
-    carry its ``request_id`` and ``tenant`` (:mod:`service.request_log`)."""
-    from service.request_log import RequestContextFilter
-
+    ``keep_on_configure``, such as the test suite's log scanner), through ``filters`` (the server
+    passes :class:`service.grpc.request_log.RequestContextFilter`, so that records logged during a
+    gRPC call carry its ``request_id`` and ``tenant``)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    handler.addFilter(RequestContextFilter())
+    for log_filter in filters:
+        handler.addFilter(log_filter)
     root = logging.getLogger()
     root.handlers[:] = [*(h for h in root.handlers if getattr(h, "keep_on_configure", False)), handler]
     root.setLevel(level.upper())

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
-from service.server import RunningServer, load_data, start_server
+from service.grpc.server import RunningServer, load_data, start_server
 
 # every log record of the suite (and of the servers it starts) is scanned for coordinates and keys
 pytest_plugins = ["tests.log_scan", "tests.reliability.plugin"]

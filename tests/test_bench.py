@@ -23,7 +23,7 @@ from geodata.border import load_border_data
 from geodata.geometry import haversine_km
 from geodata.ingest import read_incidents
 from geodata.layers import BuildParams, build_layer
-from service.scoring import ModelOptions, ScoreQuery, score_route
+from service.usecases.scoring import ModelOptions, ScoreQuery, score_route
 
 
 def postgis_dsn() -> str | None:

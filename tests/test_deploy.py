@@ -636,7 +636,7 @@ def test_production_api_keys_come_from_a_mounted_secret() -> None:
 def _cli_options(*path: str) -> set[str]:
     import typer.main
 
-    from service.cli import app
+    from service.cli.app import app
 
     command = typer.main.get_command(app)
     for name in path:

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.server import load_data, start_server
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.reliability.figures import record
 from tests.reliability.load import score_request

@@ -31,7 +31,7 @@ from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.server import load_data, start_server
 from tests.reliability.figures import record
 from tests.service.test_api import violations_of
 

@@ -25,17 +25,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from geodata.cbp import InvalidFeedError, parse_feed
+from geodata.cbp_feed import InvalidFeedError
 from geodata.layer_store import LayerStore
 from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.admin_api import observation_to_proto
-from service.cli import app
+from service.cli.app import app
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.admin_convert import observation_to_proto
+from service.grpc.server import load_data, start_server
 from tests.conftest import FIXTURES
+from tests.geodata.cbp_seeded import parse_feed
 from tests.reliability.figures import record
 
 INGEST = FIXTURES / "ingest"

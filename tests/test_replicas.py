@@ -19,14 +19,14 @@ import pytest
 import redis
 
 import seeds
-from geodata.cbp import parse_feed
 from geodata.layer_store import LayerStore
 from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.admin_api import observation_to_proto
+from service.grpc.admin_convert import observation_to_proto
 from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
+from tests.geodata.cbp_seeded import parse_feed
 from tests.redis_fixtures import redis_url  # noqa: F401
 from tests.service.test_api import DEPARTURE, QUERETARO, line_request
 from tests.service.test_border_api import FEED, NOON_CDT, via

@@ -1,5 +1,5 @@
-"""geodata.cbp on real CBP Border Wait Times samples (2022-06-29/30), their XML re-encoding,
-malformed feeds, and synthetic-shaped historical exports (see tests/fixtures/README.md)."""
+"""geodata.cbp_feed and geodata.cbp_history on real CBP Border Wait Times samples (2022-06-29/30), their
+XML re-encoding, malformed feeds, and synthetic-shaped historical exports (see tests/fixtures/README.md)."""
 
 from __future__ import annotations
 
@@ -20,17 +20,10 @@ from hypothesis import strategies as st
 
 import seeds
 from geodata.border import LANES, WaitObservation, load_border_data
-from geodata.cbp import (
-    InvalidFeedError,
-    PortStatus,
-    parse_bwt_json,
-    parse_bwt_xml,
-    parse_feed,
-    parse_historical,
-    port_zones,
-    profiles_document,
-)
+from geodata.cbp_feed import InvalidFeedError, PortStatus
+from geodata.cbp_history import parse_historical, profiles_document
 from geodata.errors import InputError
+from tests.geodata.cbp_seeded import parse_bwt_json, parse_bwt_xml, parse_feed, port_zones
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "cbp"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Overload: "quickly" and "keep their latency" in seconds, on a shared 2-core machine where the
 # load generator competes with the server for the CPU. Before admission at arrival
-# (service/limits.py) accepted calls waited in the executor's queue: p50 1.8 s, p99 2.3 s after 4 s
+# (service/grpc/limits.py) accepted calls waited in the executor's queue: p50 1.8 s, p99 2.3 s after 4 s
 # at 2x, and some were CANCELLED.
 # The median is the claim ("keep their latency", "quickly"); the tail bound only catches a queue
 # that grows. Other work on this 2-core machine (load average 5 seen) moves p50 to ~0.4 s at times.

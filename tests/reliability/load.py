@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.server import SPARE_THREADS
+from service.grpc.server import SPARE_THREADS
 from tests.conftest import free_port, routerisk_command, wait_serving
 
 BASE_DEPARTURE_S = 1_420_070_400  # 2015-01-01T00:00:00Z: room for 50,000 distinct hours before today

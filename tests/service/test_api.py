@@ -377,7 +377,7 @@ def test_not_serving_until_layers_are_loaded():
     """Before data is loaded: health NOT_SERVING and scoring UNAVAILABLE (never INTERNAL)."""
     from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
     from service.config import Settings
-    from service.server import load_data, start_server
+    from service.grpc.server import load_data, start_server
 
     settings = Settings(address="127.0.0.1:0")
     running = start_server(settings)

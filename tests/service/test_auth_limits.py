@@ -16,9 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.auth import hash_key
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.auth import hash_key
+from service.grpc.server import load_data, start_server
 from tests.service.test_api import QUERETARO, line_request
 
 SCORER, READER = "rr_scorer-key", "rr_reader-key"
@@ -246,7 +246,7 @@ def test_new_methods_are_not_open(secured):
 def test_every_method_of_our_services_needs_a_listed_permission():
     """A new RPC must be added to the table; until it is, it needs admin (closed, never open)."""
     from routerisk.v1 import route_risk_admin_service_pb2, route_risk_service_pb2
-    from service.auth import METHOD_PERMISSIONS, permission_for
+    from service.grpc.auth import METHOD_PERMISSIONS, permission_for
 
     for module in (route_risk_service_pb2, route_risk_admin_service_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():

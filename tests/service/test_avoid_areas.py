@@ -12,9 +12,9 @@ import shapely
 
 from geodata.areas import merge_cells
 from routerisk.v1 import route_risk_service_pb2 as pb
-from service.avoid_areas import PRIORITY
-from service.scoring import LEVELS, level_of_rate
-from service.state import build_seed_layer
+from service.store.serving import build_seed_layer
+from service.usecases.avoid_areas import PRIORITY
+from service.usecases.scoring import LEVELS, level_of_rate
 from tests.service.test_api import violations_of
 from tests.test_cli import run_cli
 

@@ -17,15 +17,15 @@ import pytest
 
 import seeds
 from geodata.border import load_border_data
-from geodata.cbp import parse_feed
 from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.admin_api import observation_to_proto
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.admin_convert import observation_to_proto
+from service.grpc.server import load_data, start_server
 from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
+from tests.geodata.cbp_seeded import parse_feed
 from tests.service.test_api import assert_invalid, line_request
 
 CBP = FIXTURES / "cbp"

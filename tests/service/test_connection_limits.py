@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.server import load_data, start_server
 
 LIMIT = 3
 

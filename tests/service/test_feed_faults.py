@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from geodata.cbp import InvalidFeedError
+from geodata.cbp_feed import InvalidFeedError
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.border_feed import FeedPoller
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.server import load_data, start_server
+from service.store.border_feed import FeedPoller
 from tests.reliability.figures import record
 from tests.service.test_api import line_request
 from tests.service.test_border_api import FEED, laredo_waits, via

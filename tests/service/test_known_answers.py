@@ -1,5 +1,5 @@
 """Requests seen before are answered from the cache without decoding their route again
-(``RouteRiskServicer._known_answer``): the answers must be exactly those of the full path."""
+(``ScoreHandler.score``, through the alias): the answers must be exactly those of the full path."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from geodata.layers import build_layer
 from geodata.route import from_file
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.api import RouteRiskServicer
-from service.cache import InProcessCache
 from service.config import Settings
-from service.server import RunningServer, load_data, start_server
+from service.grpc.server import RunningServer, load_data, start_server
+from service.grpc.servicer import RouteRiskServicer
+from service.store.cache import InProcessCache
 from tests.service.test_api import DEPARTURE, demo_request
 
 

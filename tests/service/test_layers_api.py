@@ -16,7 +16,7 @@ from geodata.layers import build_layer
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.server import load_data, start_server
 from tests.reliability.figures import record
 from tests.service.test_api import QUERETARO, assert_invalid, line_request
 

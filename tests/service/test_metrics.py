@@ -21,13 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from geodata.border import WaitObservation
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import metrics, request_log
-from service.api import RouteRiskServicer
-from service.cache import InProcessCache
 from service.config import Settings
-from service.metrics import MetricsInterceptor, start_metrics_server
-from service.request_log import LoggingInterceptor, RequestContextFilter
-from service.state import ServingState, Snapshot, load_initial_snapshot
+from service.grpc import metrics, request_log
+from service.grpc.metrics import MetricsInterceptor, start_metrics_server
+from service.grpc.request_log import LoggingInterceptor, RequestContextFilter
+from service.grpc.servicer import RouteRiskServicer
+from service.store.cache import InProcessCache
+from service.store.serving import ServingState, Snapshot, load_initial_snapshot
 from tests.log_scan import scan_record, scan_text
 
 QUERETARO = [(20.40, -100.20), (20.90, -100.20)]
@@ -150,7 +150,7 @@ def bad_cell_request() -> pb.GetCellRiskRequest:
 
 
 def rpc_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "service.request_log"]
+    return [r for r in caplog.records if r.name == "service.grpc.request_log"]
 
 
 def test_counts_codes_latencies_and_cache_results(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:

@@ -14,7 +14,7 @@ from grpc_status import rpc_status
 
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.trip_monitor import Position, TripStore, distance_to_route_km
+from service.usecases.trip_monitor import Position, TripStore, distance_to_route_km
 from tests.service.test_auth_limits import serving
 from tests.service.trip_track import Track, build_track
 
@@ -258,7 +258,7 @@ def test_streams_need_a_scoring_key_when_auth_is_on_and_resume_under_it(track):
 
 def test_one_log_line_per_stream_without_positions(stub, track, caplog):
     trip = f"log-{uuid.uuid4().hex}"
-    with caplog.at_level("INFO", logger="service.request_log"):
+    with caplog.at_level("INFO", logger="service.grpc.request_log"):
         list(stub.MonitorTrip(requests(trip, track, 0, 5), timeout=30))
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not _monitor_lines(caplog):

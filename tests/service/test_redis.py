@@ -28,11 +28,11 @@ from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service import convert
-from service.cache import ResultCache
 from service.config import Settings
-from service.redis_store import CircuitBreaker, RedisCache, connect
-from service.server import RunningServer, load_data, start_server
+from service.grpc import convert
+from service.grpc.server import RunningServer, load_data, start_server
+from service.store.cache import ResultCache
+from service.store.redis_client import CircuitBreaker, RedisCache, connect
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.redis_fixtures import prefix, redis_url  # noqa: F401
 from tests.service.test_api import DEPARTURE, QUERETARO, line_request
@@ -43,7 +43,7 @@ def breaker_gauge() -> float | None:
 
 
 def breaker_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "service.redis_store" and r.levelno == level]
+    return [r for r in caplog.records if r.name == "service.store.redis_client" and r.levelno == level]
 
 
 def admin_client(url: str) -> redis.Redis:
@@ -79,7 +79,7 @@ def failing() -> None:
 
 
 def test_breaker_opens_after_three_failures_trials_once_and_closes(caplog):
-    caplog.set_level(logging.INFO, logger="service.redis_store")
+    caplog.set_level(logging.INFO, logger="service.store.redis_client")
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold=3, reset_after_s=1.0, clock=clock)
     calls = []
@@ -152,7 +152,7 @@ def test_breaker_opens_after_three_failures_trials_once_and_closes(caplog):
 
 
 def test_breaker_gauge_and_logs_through_a_second_outage(caplog):
-    caplog.set_level(logging.INFO, logger="service.redis_store")
+    caplog.set_level(logging.INFO, logger="service.store.redis_client")
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold=3, reset_after_s=5.0, clock=clock)
     for _outage in range(2):

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import redis
 
-from service.redis_store import RedisCache, connect
+from service.store.redis_client import RedisCache, connect
 from tests.redis_fixtures import _free_port, own_redis  # noqa: F401
 
 

@@ -23,8 +23,8 @@ from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
-from service.redis_store import BREAKER_STATE
-from service.server import load_data, start_server
+from service.grpc.server import load_data, start_server
+from service.store.redis_client import BREAKER_STATE
 from tests.redis_fixtures import PrivateRedis, own_redis, private_redis  # noqa: F401
 from tests.reliability.figures import current_test, record
 from tests.service.test_api import DEPARTURE, QUERETARO, demo_request, line_request

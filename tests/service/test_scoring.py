@@ -14,7 +14,7 @@ from geodata.border import BorderData
 from geodata.incidents import incidents_from_rows
 from geodata.layers import BuildParams, build_layer
 from geodata.route import from_points
-from service.scoring import (
+from service.usecases.scoring import (
     HALF_SCORE_INCIDENTS,
     ModelOptions,
     ScoreQuery,

@@ -15,9 +15,9 @@ import numpy as np
 
 import seeds
 from geodata.route import RoutePath, from_file
-from service.scoring import rate_at_level
-from service.state import build_seed_layer
-from service.trip_monitor import Position, cell_rate, distance_to_route_km
+from service.store.serving import build_seed_layer
+from service.usecases.scoring import rate_at_level
+from service.usecases.trip_monitor import Position, cell_rate, distance_to_route_km
 
 DEPARTURE_S = int(datetime(2025, 3, 12, 4, 0, tzinfo=UTC).timestamp())  # Wednesday 22:00 in Mexico City
 SPEED_KMH = 80.0

@@ -1,0 +1,96 @@
+"""``routerisk avoid``: the riskiest areas of a box, ready to hand to a routing engine.
+
+The chosen form (GeoJSON, a Valhalla ``exclude_polygons`` fragment or a GraphHopper custom model)
+goes to stdout or ``--out``; how much of the engine's limit it uses goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+
+from routerisk.v1 import route_risk_service_pb2 as pb
+from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service.cli.common import (
+    DEFAULT_SERVER,
+    EXIT_BAD_INPUT,
+    CliError,
+    Server,
+    Timeout,
+    channel_to,
+    parse_time,
+    reports_errors,
+)
+
+
+class Level(StrEnum):
+    moderate = "moderate"
+    high = "high"
+    severe = "severe"
+    critical = "critical"
+
+
+class AvoidFormat(StrEnum):
+    geojson = "geojson"
+    valhalla = "valhalla"
+    graphhopper = "graphhopper"
+
+
+def parse_bbox(text: str) -> pb.BoundingBox:
+    """'WEST,SOUTH,EAST,NORTH' in degrees (the server checks the ranges)."""
+    try:
+        west, south, east, north = (float(part) for part in text.split(","))
+    except ValueError:
+        raise CliError(f"--bbox {text!r} is not WEST,SOUTH,EAST,NORTH in degrees", EXIT_BAD_INPUT) from None
+    return pb.BoundingBox(west=west, south=south, east=east, north=north)
+
+
+@reports_errors
+def avoid(
+    bbox: Annotated[str, typer.Option(help="WEST,SOUTH,EAST,NORTH in degrees, e.g. -101,18.5,-97.5,21")],
+    threshold: Annotated[Level, typer.Option(help="lowest risk level to avoid")] = Level.high,
+    output_format: Annotated[AvoidFormat, typer.Option("--format", help="what to write")] = AvoidFormat.geojson,
+    at: Annotated[str | None, typer.Option("--time", help="ISO 8601: risk at this hour (default weekly mean)")] = None,
+    valhalla_max_perimeter: Annotated[
+        float, typer.Option(help="metres; your Valhalla's service_limits.max_exclude_polygons_length")
+    ] = 10_000.0,
+    graphhopper_max_vertices: Annotated[int, typer.Option(min=1, help="vertex budget of the custom model")] = 5_000,
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+    server: Server = DEFAULT_SERVER,
+    timeout: Timeout = 60.0,
+) -> None:
+    """Hotspot cells of a box merged into polygons: GeoJSON, Valhalla exclude_polygons or a GraphHopper custom model."""
+    request = pb.ExportAvoidAreasRequest(
+        bounds=parse_bbox(bbox),
+        min_level=cast("pb.RiskLevel", pb.RiskLevel.Value(f"RISK_LEVEL_{threshold.value.upper()}")),
+        valhalla_max_perimeter_meters=valhalla_max_perimeter,
+        graphhopper_max_vertices=graphhopper_max_vertices,
+    )
+    if at is not None:
+        request.time.FromDatetime(parse_time(at, "--time"))
+    with channel_to(server) as channel:
+        response = pb_grpc.RouteRiskServiceStub(channel).ExportAvoidAreas(request, timeout=timeout)
+    text = getattr(response, output_format.value) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+    print(_summary(response, output_format), file=sys.stderr)
+
+
+def _summary(response: pb.ExportAvoidAreasResponse, output_format: AvoidFormat) -> str:
+    head = f"{response.cell_count} cells in {len(response.areas)} areas (layer {response.layer_version})"
+    if output_format is AvoidFormat.valhalla:
+        b = response.valhalla_budget
+        used = f"{b.used:,.0f} of {b.limit:,.0f} m of perimeter"
+        return f"{head}; Valhalla: {b.included} rings, {used}, {b.left_out} left out"
+    if output_format is AvoidFormat.graphhopper:
+        b = response.graphhopper_budget
+        return (
+            f"{head}; GraphHopper: {b.included} areas, {b.used:,.0f} of {b.limit:,.0f} vertices, {b.left_out} left out"
+        )
+    return head

@@ -1,0 +1,224 @@
+"""``routerisk layers``: build, list, activate, export and backtest incident layers.
+
+The last line of ``build``'s stdout is the new version id, so scripts can do
+``VERSION=$(routerisk layers build ... | tail -n 1)``. Errors: one line on stderr,
+exit 2 for bad input (a bad file is rejected whole, every bad row listed), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geodata.errors import InputError
+from geodata.layer_store import LayerNotFoundError, LayerStore, export_csv
+from geodata.layers import BuildParams, build_layer
+from service.cli.common import EXIT_BAD_INPUT, CliError, reports_errors
+
+MAX_LISTED_PROBLEMS = 200
+
+layers_app = typer.Typer(help="Build and manage incident risk layers.", no_args_is_help=True)
+
+LayerDir = Annotated[Path, typer.Option("--layer-dir", envvar="ROUTERISK_LAYER_DIR", help="the layer store directory")]
+ColumnMap = Annotated[
+    str | None, typer.Option("--column-map", help="canonical=file column pairs, e.g. occurred_at=fecha,latitude=lat")
+]
+Timezone = Annotated[str | None, typer.Option("--timezone", help="IANA zone of naive local times in the input")]
+Municipalities = Annotated[
+    Path | None, typer.Option("--municipalities", help="INEGI municipal polygons, for SESNSP municipal CSVs")
+]
+Roads = Annotated[Path | None, typer.Option("--roads", help="road lines: spread SESNSP counts onto road cells")]
+
+
+def _report_input_error(exc: InputError) -> typer.Exit:
+    problems = exc.violations
+    print(f"error: rejected, {len(problems)} problem(s); nothing was written", file=sys.stderr)
+    for violation in problems[:MAX_LISTED_PROBLEMS]:
+        print(f"  {violation.field}: {violation.description}", file=sys.stderr)
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        print(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more", file=sys.stderr)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _parse_column_map(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise CliError(f"--column-map {text!r}: expected canonical=column pairs separated by commas", EXIT_BAD_INPUT)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _read(inputs: list[Path], column_map: str | None, timezone: str | None, municipalities, roads, resolution: int):
+    from geodata.ingest import read_incidents
+
+    try:
+        return read_incidents(
+            inputs,
+            column_map=_parse_column_map(column_map),
+            timezone=timezone,
+            municipalities=municipalities,
+            roads=roads,
+            resolution=resolution,
+        )
+    except InputError as exc:
+        raise _report_input_error(exc) from None
+
+
+def _road_cells(roads: Path | None, resolution: int):
+    if roads is None:
+        return None
+    from geodata.ingest import road_cells
+
+    try:
+        return road_cells(roads, resolution)
+    except InputError as exc:
+        raise _report_input_error(exc) from None
+
+
+@layers_app.command("build")
+@reports_errors
+def build(
+    inputs: Annotated[list[Path], typer.Argument(help="incident files: CSV, GeoJSON, GeoPackage, GeoParquet, SESNSP")],
+    out: Annotated[Path, typer.Option("--out", envvar="ROUTERISK_LAYER_DIR", help="the layer store to write into")],
+    column_map: ColumnMap = None,
+    timezone: Timezone = None,
+    municipalities: Municipalities = None,
+    roads: Roads = None,
+    resolution: Annotated[int, typer.Option(min=0, max=15, help="H3 resolution")] = 8,
+    half_life_days: Annotated[float, typer.Option(min=1.0, help="recency half-life")] = 365.0,
+    name: Annotated[str, typer.Option(help="version prefix")] = "layer",
+    synthetic: Annotated[bool, typer.Option(help="mark the layer as synthetic data")] = False,
+    activate: Annotated[bool, typer.Option(help="activate the new layer")] = False,
+) -> None:
+    """Build a layer from incident files; prints the new version id last."""
+    incidents, sources = _read(inputs, column_map, timezone, municipalities, roads, resolution)
+    params = BuildParams(resolution=resolution, half_life_days=half_life_days)
+    inputs_meta = [source.provenance() for source in sources]
+    layer = build_layer(
+        incidents, params, road_cells=_road_cells(roads, resolution), name=name, synthetic=synthetic, inputs=inputs_meta
+    )
+    store = LayerStore(out)
+    store.write(layer, {"inputs": inputs_meta, "params": params.__dict__, "synthetic": synthetic})
+    if activate:
+        store.activate(layer.version)
+        _broadcast(layer.version)
+    print(f"{len(incidents)} incidents → {len(layer.cells)} cells{' (activated)' if activate else ''}", file=sys.stderr)
+    print(layer.version)
+
+
+@layers_app.command("list")
+@reports_errors
+def list_layers(
+    layer_dir: LayerDir,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array on stdout")] = False,
+) -> None:
+    """List stored layers; the active one is marked."""
+    infos = LayerStore(layer_dir).list()
+    if as_json:
+        print(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("", "version", "cells", "incidents", "built", "data"):
+        table.add_column(column)
+    for info in infos:
+        data = "SYNTHETIC" if info.synthetic else "real"
+        table.add_row(
+            "*" if info.active else "", info.version, str(info.cells), str(info.incidents), info.built_at, data
+        )
+    Console().print(table)
+
+
+@layers_app.command("activate")
+@reports_errors
+def activate_layer(version: Annotated[str, typer.Argument()], layer_dir: LayerDir) -> None:
+    """Make VERSION the active layer; running servers pick it up within seconds.
+
+    With ROUTERISK_REDIS_URL set, every replica sharing that Redis switches too.
+    """
+    try:
+        LayerStore(layer_dir).activate(version)
+    except LayerNotFoundError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    except (ValueError, OSError) as exc:
+        raise CliError(f"layer {version} cannot be loaded, nothing changed: {exc}") from None
+    _broadcast(version)
+    print(version)
+
+
+def _broadcast(version: str) -> None:
+    """Set the shared active-layer key when Redis is configured."""
+    from service.config import Settings
+
+    settings = Settings()
+    if not settings.redis_url:
+        return
+    from service.store.redis_client import RedisCache, connect
+    from service.store.replicas import SharedState
+
+    client = connect(
+        settings.redis_url,
+        timeout_s=max(settings.redis_timeout_ms / 1000, 1.0),
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+    )
+    if not SharedState(RedisCache(client, settings.redis_prefix)).set_active_layer(version):
+        print("warning: Redis unreachable: replicas that share only Redis will not switch", file=sys.stderr)
+
+
+@layers_app.command("export")
+@reports_errors
+def export(
+    version: Annotated[str, typer.Argument()],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
+    layer_dir: LayerDir,
+) -> None:
+    """Export a layer as CSV: one row per cell with its weekly mean intensity and bounds."""
+    try:
+        layer = LayerStore(layer_dir).load(version)
+    except LayerNotFoundError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    rows = export_csv(layer, out)
+    print(f"{rows} cells written to {out}", file=sys.stderr)
+
+
+@layers_app.command("backtest")
+@reports_errors
+def backtest_command(
+    inputs: Annotated[list[Path], typer.Argument(help="incident files (as for build)")],
+    train_until: Annotated[str, typer.Option("--train-until", help="ISO date: train before, test from")],
+    test_days: Annotated[int, typer.Option("--test-days", min=1, help="days predicted after --train-until")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
+    column_map: ColumnMap = None,
+    timezone: Timezone = None,
+    municipalities: Municipalities = None,
+    roads: Roads = None,
+    resolution: Annotated[int, typer.Option(min=0, max=15, help="H3 resolution")] = 8,
+    half_life_days: Annotated[float, typer.Option(min=1.0, help="recency half-life")] = 365.0,
+) -> None:
+    """How well would the model have predicted the next N days? PAI and hit rate vs baselines."""
+    from geodata.backtest import backtest, format_table
+
+    try:
+        until = datetime.fromisoformat(train_until)
+    except ValueError:
+        raise CliError(f"--train-until {train_until!r} is not an ISO 8601 date", EXIT_BAD_INPUT) from None
+    until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
+    incidents, _ = _read(inputs, column_map, timezone, municipalities, roads, resolution)
+    params = BuildParams(resolution=resolution, half_life_days=half_life_days)
+    cells = _road_cells(roads, resolution)
+    try:
+        report = backtest(
+            incidents, train_until_s=int(until.timestamp()), test_days=test_days, params=params, road_cells=cells
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    print(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))

@@ -1,0 +1,145 @@
+"""ScoreRoute behind its caches: what every RPC that scores a route (ScoreRoute, BatchScoreRoutes,
+CompareRoutes, SuggestDepartures) calls.
+
+One call: the request's canonical form (:func:`~service.grpc.convert.score_identity`) is computed
+once; it keys the alias of a request seen before (answered without decoding its route again) and
+the result cache. On a miss the route is decoded once, its crossings detected once (and handed
+to the use case), its cell chain taken from the geometry cache (layer-independent) or computed,
+and the response built once: it is stored serialized and returned as built, not parsed back.
+Departures are scored at the start of their bucket; times in the answer are the request's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+
+from geodata.border import detect_crossings
+from geodata.cells import CellChain, chain_from_bytes, chain_to_bytes, route_to_cells
+from geodata.errors import InputError
+from geodata.route import RoutePath
+from routerisk.v1 import route_risk_service_pb2 as pb
+from service.config import Settings
+from service.grpc import convert
+from service.store.cache import Cache, InProcessCache, ResultCache
+from service.store.serving import Snapshot
+from service.usecases.scoring import ModelOptions, score_route
+
+log = logging.getLogger(__name__)
+
+CACHE_KEY_VERSION = b"score-v1"
+ALIAS_KEY_VERSION = b"alias-v2"
+
+
+class ScoreHandler:
+    """Scores ScoreRouteRequests for the servicer: cache look-ups, single flight, bucketing."""
+
+    def __init__(self, settings: Settings, cache: Cache, options: ModelOptions) -> None:
+        self._settings = settings
+        self._cache = cache
+        self._options = options
+        self._results = ResultCache(cache, settings.cache_ttl_seconds)
+        # request identity → cache key of requests answered before: a repeated request skips route
+        # decoding, validation and crossing detection (most of a cached answer's cost); in-process only
+        self._aliases = InProcessCache(settings.cache_max_entries) if settings.cache_max_entries > 0 else None
+
+    def score(self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int) -> pb.ScoreRouteResponse:
+        """Validate, then serve from the result cache or compute once; times are the request's."""
+        settings = self._settings
+        try:
+            identity: convert.ScoreIdentity | None = convert.score_identity(
+                request,
+                now_s=now_s,
+                default_speed_kmh=settings.default_speed_kmh,
+                bucket_s=settings.departure_bucket_seconds,
+            )
+        except InputError:
+            identity = None  # parse_score_request below reports every bad field
+        aliases = self._aliases  # None when caching is off (an empty cache is falsy: test for None)
+        alias = self._alias(identity.canonical, snapshot) if identity is not None and aliases is not None else None
+        if alias is not None and identity is not None and aliases is not None:
+            # validation depends on the request alone, except the departure's distance from now,
+            # which score_identity checked again; anything unusual falls back to the full path
+            known = aliases.get(alias)
+            data = self._results.get(known.decode()) if known is not None else None
+            if data is not None:
+                return _finish(
+                    pb.ScoreRouteResponse.FromString(data),
+                    True,
+                    request,
+                    identity.departure_s - identity.scored_departure_s,
+                )
+        query = convert.parse_score_request(
+            request,
+            now_s=now_s,
+            default_speed_kmh=settings.default_speed_kmh,
+            max_points=settings.max_route_points,
+            identity=identity,
+        )
+        if identity is None:  # not reached: parse_score_request raised on the same bad fields
+            identity = convert.score_identity(
+                request,
+                now_s=now_s,
+                default_speed_kmh=settings.default_speed_kmh,
+                bucket_s=settings.departure_bucket_seconds,
+            )
+        scored = replace(query, departure_s=identity.scored_departure_s)
+        crossings = detect_crossings(query.path, snapshot.border, self._options.crossing_match_km)
+        key = self._cache_key(identity.canonical, snapshot, bool(crossings))
+        built: list[pb.ScoreRouteResponse] = []
+
+        def compute() -> bytes:
+            chain = self._chain(request.route, query.path, snapshot.layer.resolution)
+            result = score_route(
+                scored, snapshot.layer, snapshot.border, self._options, chain=chain, crossings=crossings
+            )
+            response = convert.score_response(result)
+            built.append(response)
+            return response.SerializeToString()
+
+        data, cached = self._results.get_or_compute(key, compute)
+        if alias is not None and aliases is not None:
+            aliases.set(alias, key.encode(), self._results.ttl())
+        # computed here: the response as built (compute runs only on a miss, so not cached)
+        response = built[0] if built else pb.ScoreRouteResponse.FromString(data)
+        return _finish(response, cached, request, identity.departure_s - identity.scored_departure_s)
+
+    def _alias(self, canonical: bytes, snapshot: Snapshot) -> str:
+        """The canonical request under the layer and border versions it is answered with."""
+        digest = hashlib.sha256(ALIAS_KEY_VERSION)
+        digest.update(f"|{snapshot.layer.version}|{snapshot.border.version}|".encode())
+        digest.update(canonical)
+        return digest.hexdigest()
+
+    def _chain(self, route: pb.Route, path: RoutePath, resolution: int) -> CellChain:
+        """The route's cell chain from the geometry cache (keyed by the route alone, so shared by
+        every departure, option and layer version), else computed."""
+        key = "geom:" + hashlib.sha256(route.SerializeToString(deterministic=True) + bytes([resolution])).hexdigest()
+        data = self._cache.get(key)
+        if data is not None:
+            try:
+                return chain_from_bytes(data)
+            except ValueError:
+                log.warning("undecodable cached cell chain; recomputing")
+        chain = route_to_cells(path, resolution)
+        self._cache.set(key, chain_to_bytes(chain), self._results.ttl())
+        return chain
+
+    def _cache_key(self, canonical: bytes, snapshot: Snapshot, crosses: bool) -> str:
+        """Request identity + layer version (+ border version when the route crosses)."""
+        digest = hashlib.sha256(CACHE_KEY_VERSION)
+        border = snapshot.border.version if crosses else "-"
+        digest.update(f"|{snapshot.layer.version}|{border}|{self._options}|".encode())
+        digest.update(canonical)
+        return "score:" + digest.hexdigest()
+
+
+def _finish(
+    response: pb.ScoreRouteResponse, cached: bool, request: pb.ScoreRouteRequest, shift_s: int
+) -> pb.ScoreRouteResponse:
+    """An answer for this request: its times moved to the request's own departure, its reference."""
+    response.cached = cached
+    convert.shift_times(response, shift_s)
+    response.reference = request.reference
+    return response

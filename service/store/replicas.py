@@ -1,0 +1,154 @@
+"""State every replica shares through Redis: live border waits and the active layer.
+
+- Live border observations are written once (by the replica that received them or
+  polled the feed) into a hash, and a counter is bumped; every replica's
+  :class:`BorderSync` notices the counter and merges what it has not seen (merging keeps
+  only newer readings, so the order of arrival does not matter).
+- The active layer version is a key that ``routerisk layers activate`` sets; the layer
+  watcher of every replica reads it, so they all switch within one poll interval.
+Redis calls go through the circuit breaker: with Redis gone, each replica keeps what
+it has and goes on serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import cast
+
+from geodata.border import WaitObservation
+from service.store.redis_client import RedisCache
+
+log = logging.getLogger(__name__)
+
+
+# KEYS: observations hash, their observed_at hash, revision; ARGV: revision token, then
+# (field, observed_at, json) triples. A field is written only when newer than the one held.
+_PUBLISH_NEWER = """
+local written = 0
+for i = 2, #ARGV, 3 do
+  local held = tonumber(redis.call('hget', KEYS[2], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > held then
+    redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
+    written = written + 1
+  end
+end
+if written > 0 then redis.call('set', KEYS[3], ARGV[1]) end
+return written
+"""
+
+
+def _decode_observation(raw: bytes) -> WaitObservation | None:
+    """A shared observation, or None (logged) when it cannot be read (another version wrote it?)."""
+    try:
+        return WaitObservation(**json.loads(raw))
+    except (ValueError, TypeError) as exc:
+        log.warning("unreadable shared border observation skipped", extra={"error": str(exc)[:200]})
+        return None
+
+
+class SharedState:
+    """Keys under the cache's prefix: ``border:obs`` and ``border:obs-at`` (hashes by port|lane),
+    ``border:rev`` (a token per publication), ``layers:active``."""
+
+    def __init__(self, redis_cache: RedisCache) -> None:
+        self._cache = redis_cache
+        self._client = redis_cache.client
+        self._prefix = redis_cache.prefix
+        self._publish = self._client.register_script(_PUBLISH_NEWER)
+
+    def _key(self, name: str) -> str:
+        return self._prefix + name
+
+    def publish_observations(self, observations: list[WaitObservation]) -> bool:
+        """Store observations for every replica (a reading replaces a held one only when newer,
+        checked inside Redis); False when Redis could not take them."""
+        if not observations:
+            return True
+        args: list[str] = [uuid.uuid4().hex]
+        for o in observations:
+            args += [f"{o.port_number}|{o.lane}", str(o.observed_at_s), json.dumps(asdict(o))]
+        keys = [self._key("border:obs"), self._key("border:obs-at"), self._key("border:rev")]
+        return self._cache.breaker.call("border-publish", lambda: bool(self._publish(keys=keys, args=args)), False)
+
+    def observations_since(self, revision: str | None) -> tuple[str, list[WaitObservation]] | None:
+        """(revision, all observations) when the revision changed from ``revision``, else None.
+
+        A revision is a random token per publication, so a Redis that restarted empty and
+        counted again can never look unchanged.
+        """
+
+        def read() -> tuple[str, list[bytes]] | None:
+            # replies are bytes: the client is made without decode_responses
+            current = cast("bytes | None", self._client.get(self._key("border:rev")))
+            if current is None or current.decode() == revision:
+                return None
+            values = cast("dict[bytes, bytes]", self._client.hgetall(self._key("border:obs"))).values()
+            return current.decode(), list(values)
+
+        update = self._cache.breaker.call("border-read", read, None)
+        if update is None:
+            return None
+        current, raw = update
+        return current, [obs for obs in map(_decode_observation, raw) if obs is not None]
+
+    def active_layer(self) -> str | None:
+        value = self._cache.breaker.call(
+            "layer-read", lambda: cast("bytes | None", self._client.get(self._key("layers:active"))), None
+        )
+        return value.decode() if value else None
+
+    def set_active_layer(self, version: str) -> bool:
+        return self._cache.breaker.call(
+            "layer-set", lambda: bool(self._client.set(self._key("layers:active"), version)), False
+        )
+
+    def try_lead(self, name: str, ttl_ms: int) -> bool:
+        """One replica per period: True for the one that takes the short lease, and for
+        every replica while Redis is unusable (each then does the work itself)."""
+        return self._cache.try_lock(f"lead:{name}", ttl_ms) is not False
+
+
+# ServingState.merge_observations without publishing: (observations, now_s) → (accepted, stale, version)
+Merge = Callable[[list[WaitObservation], int], tuple[int, int, str]]
+
+
+class BorderSync:
+    """Polls the shared border revision and merges new observations into this replica."""
+
+    def __init__(self, shared: SharedState, merge: Merge, interval_s: float = 1.0) -> None:
+        self._shared = shared
+        self._merge = merge
+        self._interval = interval_s
+        self._revision: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="border-sync", daemon=True)
+
+    def check(self) -> int:
+        """One poll: the number of observations merged."""
+        update = self._shared.observations_since(self._revision)
+        if update is None:
+            return 0
+        self._revision, observations = update
+        accepted, _, _ = self._merge(observations, int(time.time()))
+        return accepted
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.check()
+            except Exception:
+                log.exception("border sync failed")

@@ -1,0 +1,171 @@
+"""What the server is serving: one layer and one border data version, swapped whole.
+
+Every request reads :attr:`ServingState.snapshot` once and uses only that object,
+so an answer never mixes two layer versions, and a failed load leaves the old
+snapshot serving. :class:`LayerWatcher` hot-loads a newly activated layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import seeds
+from geodata.border import BorderData, WaitObservation, load_border_data
+from geodata.ingest import read_incidents
+from geodata.layer_store import LayerStore
+from geodata.layers import BuildParams, RiskLayer, build_layer
+from service.config import Settings
+from service.store.replicas import SharedState
+
+log = logging.getLogger(__name__)
+
+
+class NotReadyError(RuntimeError):
+    """The server has no layer or border data loaded yet."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    layer: RiskLayer
+    border: BorderData
+
+
+class ServingState:
+    """Holds the active snapshot; readers never lock, writers swap a reference."""
+
+    def __init__(self, shared: SharedState | None = None) -> None:
+        self._snapshot: Snapshot | None = None
+        self._write_lock = threading.Lock()
+        self.shared = shared
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    def current(self) -> Snapshot:
+        """The active snapshot; :class:`NotReadyError` while nothing is loaded yet."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            raise NotReadyError("risk layers are still loading; retry shortly")
+        return snapshot
+
+    def activate(self, layer: RiskLayer | None = None, border: BorderData | None = None) -> Snapshot:
+        """Swap in a new layer and/or border data; the other part stays as it is."""
+        with self._write_lock:
+            current = self._snapshot
+            new_layer = layer or (current.layer if current else None)
+            new_border = border or (current.border if current else None)
+            if new_layer is None or new_border is None:
+                raise ValueError("the first activation needs both a layer and border data")
+            self._snapshot = Snapshot(new_layer, new_border)
+            log.info("activated", extra={"layer_version": new_layer.version, "border_version": new_border.version})
+            return self._snapshot
+
+    def merge_observations(
+        self, observations: list[WaitObservation], now_s: int, *, publish: bool = True
+    ) -> tuple[int, int, str]:
+        """Merge live border waits into the served border data (all or nothing), and share
+        them with the other replicas through Redis when configured.
+
+        Returns (accepted, stale, border version); a bad batch raises and changes nothing.
+        """
+        with self._write_lock:
+            current = self._snapshot
+            if current is None:
+                raise NotReadyError("border data is still loading; retry shortly")
+            if not publish:  # shared data from other replicas: skip what this one cannot use
+                observations = current.border.usable(observations, now_s)
+            border, accepted, stale = current.border.merged(observations, now_s=now_s)
+            if accepted:
+                self._snapshot = Snapshot(current.layer, border)
+        if publish and accepted and self.shared is not None:
+            self.shared.publish_observations(accepted)  # only what was newer here
+        log.info(
+            "border observations", extra={"accepted": len(accepted), "stale": stale, "border_version": border.version}
+        )
+        return len(accepted), stale, border.version
+
+
+def build_seed_layer(resolution: int = 8) -> RiskLayer:
+    """The embedded default: the synthetic seed incidents, built by the same code as any layer
+    (``routerisk layers build seeds/incidents_synthetic.csv --name seed --synthetic``)."""
+    incidents, sources = read_incidents([seeds.INCIDENTS_CSV], resolution=resolution)
+    inputs = [source.provenance() for source in sources]
+    return build_layer(incidents, BuildParams(resolution=resolution), name="seed", synthetic=True, inputs=inputs)
+
+
+def initial_layer(settings: Settings, shared: SharedState | None = None) -> RiskLayer:
+    """The store's active layer (the shared choice first, with Redis) when there is one,
+    else the seed layer."""
+    if settings.layer_dir is not None:
+        store = LayerStore(settings.layer_dir)
+        version = (shared.active_layer() if shared else None) or store.active_version()
+        if version:
+            return store.load(version)
+        log.warning(
+            "no active layer in the layer store; serving the seed layer", extra={"layer_dir": str(settings.layer_dir)}
+        )
+    return build_seed_layer(settings.h3_resolution)
+
+
+def load_initial_snapshot(settings: Settings, shared: SharedState | None = None) -> Snapshot:
+    """The initial layer and the border data (seed ports and default profiles, overridden by
+    historical profiles where configured)."""
+    border = load_border_data(
+        seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, settings.border_profiles_path
+    )
+    return Snapshot(initial_layer(settings, shared), border)
+
+
+class LayerWatcher:
+    """Polls the store's ``ACTIVE`` pointer and activates a new version without a restart.
+
+    With Redis, the version every replica should serve is the shared ``layers:active`` key
+    (the file is the fallback while Redis is unreachable). A version that fails to load is
+    logged once and skipped until the pointer changes again; the layer being served stays.
+    """
+
+    def __init__(
+        self, state: ServingState, store: LayerStore, interval_s: float, shared: SharedState | None = None
+    ) -> None:
+        self._state = state
+        self._store = store
+        self._shared = shared
+        self._interval = interval_s
+        self._failed: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="layer-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check(self) -> bool:
+        """One poll: True when a new layer was activated."""
+        version = (self._shared.active_layer() if self._shared else None) or self._store.active_version()
+        snapshot = self._state.snapshot
+        if not version or version == self._failed or (snapshot and snapshot.layer.version == version):
+            return False
+        try:
+            layer = self._store.load(version)
+        except Exception as exc:  # a broken layer must never stop serving the current one
+            self._failed = version
+            log.error(
+                "layer load failed; keeping the current layer", extra={"layer_version": version, "error": str(exc)}
+            )
+            return False
+        self._failed = None
+        self._state.activate(layer=layer)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.check()
+            except Exception:
+                log.exception("layer watcher poll failed")

@@ -1,0 +1,34 @@
+"""ListBorderCrossings: every commercial port of entry (or one) with the expected wait of each lane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geodata.border import BorderData, Port, WaitEstimate
+from service.usecases.errors import NotFoundError
+
+LANES = ("standard", "fast")
+
+
+@dataclass(frozen=True)
+class PortWaits:
+    port: Port
+    waits: tuple[tuple[str, WaitEstimate], ...]  # (lane, its expected wait at the asked time), LANES order
+
+
+def select_ports(border: BorderData, port_number: str) -> tuple[Port, ...]:
+    """Every port, or only ``port_number`` when given (:class:`NotFoundError` when unknown)."""
+    ports = border.ports
+    if port_number:
+        ports = tuple(p for p in ports if p.port_number == port_number)
+        if not ports:
+            raise NotFoundError(f"no commercial port of entry with port_number {port_number!r}")
+    return ports
+
+
+def lane_waits(border: BorderData, ports: tuple[Port, ...], at_s: int, live_max_age_s: int) -> list[PortWaits]:
+    """The ports with their lanes' expected waits at ``at_s`` (live when fresh, else the profile)."""
+    return [
+        PortWaits(port, tuple((lane, border.expected_wait(port, lane, at_s, live_max_age_s)) for lane in LANES))
+        for port in ports
+    ]

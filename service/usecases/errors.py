@@ -1,0 +1,7 @@
+"""Errors of the use cases that are not a caller's bad input (those are ``geodata.errors``)."""
+
+from __future__ import annotations
+
+
+class NotFoundError(LookupError):
+    """The named thing (port, cell) does not exist."""

@@ -1,0 +1,102 @@
+"""ScoreHandler: one canonical form per call; a repeated request skips route decoding through its
+alias; the result-cache key is the one answers were stored under before the handler existed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from geodata.route import RoutePath
+from routerisk.v1 import route_risk_service_pb2 as pb
+from service.config import Settings
+from service.grpc import convert
+from service.grpc.scoring_handler import ScoreHandler
+from service.store.cache import InProcessCache
+from service.store.serving import ServingState, Snapshot, load_initial_snapshot
+from service.usecases.scoring import ModelOptions
+
+DEPARTURE_S = int(datetime(2025, 3, 12, 4, 30, tzinfo=UTC).timestamp())  # half past: bucketed to 04:00
+
+
+@pytest.fixture(scope="module")
+def snapshot() -> Snapshot:
+    loaded = load_initial_snapshot(Settings(log_format="json"))
+    state = ServingState()
+    state.activate(loaded.layer, loaded.border)
+    return state.current()
+
+
+def _request(reference: str = "load-1") -> pb.ScoreRouteRequest:
+    """Mexico City → Querétaro (no border crossing), as a line."""
+    request = pb.ScoreRouteRequest(reference=reference)
+    for lat, lng in ((19.60, -99.20), (19.90, -99.60), (20.59, -100.39)):
+        request.route.line.points.append(pb.LatLng(latitude=lat, longitude=lng))
+    request.departure_time.FromSeconds(DEPARTURE_S)
+    return request
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the routes decoded."""
+    calls: list[int] = []
+    original = convert.parse_route
+
+    def counted(route: pb.Route, max_points: int) -> RoutePath:
+        calls.append(1)
+        return original(route, max_points)
+
+    monkeypatch.setattr(convert, "parse_route", counted)
+    yield calls
+
+
+def _handler(settings: Settings, cache: InProcessCache) -> ScoreHandler:
+    options = ModelOptions(
+        resolution=settings.h3_resolution,
+        live_max_age_s=int(settings.border_live_max_age_minutes * 60),
+        crossing_match_km=settings.crossing_match_km,
+    )
+    return ScoreHandler(settings, cache, options)
+
+
+def test_a_repeated_request_is_answered_without_decoding_its_route(snapshot: Snapshot, parses: list[int]) -> None:
+    handler = _handler(Settings(log_format="json"), InProcessCache(100))
+    first = handler.score(_request("load-1"), snapshot, DEPARTURE_S)
+    again = handler.score(_request("load-2"), snapshot, DEPARTURE_S)  # the reference is not identity
+    assert not first.cached and again.cached
+    assert len(parses) == 1
+    assert (first.reference, again.reference) == ("load-1", "load-2")
+    again.cached, again.reference = False, "load-1"
+    assert again == first  # the response returned as built equals the stored one
+
+
+def test_without_a_cache_every_request_is_decoded(snapshot: Snapshot, parses: list[int]) -> None:
+    handler = _handler(Settings(log_format="json", cache_max_entries=0), InProcessCache(100))
+    handler.score(_request(), snapshot, DEPARTURE_S)
+    handler.score(_request(), snapshot, DEPARTURE_S)
+    assert len(parses) == 2
+
+
+def test_the_result_cache_key_is_unchanged(snapshot: Snapshot) -> None:
+    """The key answers were stored under before (also in Redis, shared by replicas of both versions):
+    the request without its reference, departure at the start of its hour, defaults resolved."""
+    settings = Settings(log_format="json")
+    cache = InProcessCache(100)
+    handler = _handler(settings, cache)
+    handler.score(_request(), snapshot, DEPARTURE_S)
+    canonical = _request()
+    canonical.ClearField("reference")
+    canonical.departure_time.FromSeconds(DEPARTURE_S - DEPARTURE_S % 3600)
+    canonical.average_speed_kmh = settings.default_speed_kmh
+    canonical.crossing_lane = pb.CROSSING_LANE_STANDARD
+    options = ModelOptions(
+        resolution=settings.h3_resolution,
+        live_max_age_s=int(settings.border_live_max_age_minutes * 60),
+        crossing_match_km=settings.crossing_match_km,
+    )
+    digest = hashlib.sha256(b"score-v1")
+    digest.update(f"|{snapshot.layer.version}|-|{options}|".encode())
+    digest.update(canonical.SerializeToString(deterministic=True))
+    assert cache.get("score:" + digest.hexdigest()) is not None
