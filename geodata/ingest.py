@@ -7,11 +7,13 @@ Two kinds of input:
   optional ``value_usd``; ``column_map`` renames them (canonical name → the file's column).
   Vector formats may give the position as a point geometry instead of latitude/longitude.
   ``occurred_at`` is ISO 8601 with an offset (or ``Z``); naive local times are accepted
-  only with ``timezone`` (an IANA name).  The local hour of week is taken from the
-  wall-clock time *as written* (or in ``timezone``), ``utc_s`` is the true instant.
-  Naive times that fall twice (end of daylight saving) are taken as the first of the
-  two instants, times that never happened (start of daylight saving) are shifted
-  forward by the gap; their wall-clock hour is still the one written.
+  only with ``timezone`` (an IANA name).  ``utc_s`` is the true instant; the local hour
+  of week is the local hour *at the incident's location* at that instant (the zone
+  lookup scoring uses, :func:`geodata.timezones.local_hour_of_week_at`), so the same
+  incidents written in UTC, with any offset, or naive with ``timezone`` get the same
+  hours.  Naive times that fall twice (end of daylight saving) are taken as the first
+  of the two instants, times that never happened (start of daylight saving) are
+  shifted forward by the gap.
 * **SESNSP municipal CSVs** (monthly "Robo a transportista" counts per municipality,
   the government's own cp1252 export): each municipality-month count is spread over
   H3 cells of the municipality polygon, on road cells when a road layer has any there,
@@ -57,7 +59,7 @@ from geodata.incidents import (
     InvalidIncidentFileError,
     concatenate,
 )
-from geodata.timezones import hour_of_week
+from geodata.timezones import local_hour_of_week_at
 
 __all__ = [
     "SourceFile",
@@ -419,7 +421,7 @@ def _points_from_frame(
     lat, lng = _coordinates(frame, geometry, columns, report, n)
 
     when = _text(frame[columns["occurred_at"]])
-    utc_s, local_s = _parse_times(when, zone, now_s, report)
+    utc_s, _ = _parse_times(when, zone, now_s, report)
 
     type_text = _text(frame[columns["type"]])
     kind_code = _map_distinct(type_text, _type_code)
@@ -451,7 +453,7 @@ def _points_from_frame(
         lat=lat,
         lng=lng,
         utc_s=utc_s,
-        local_how=hour_of_week(local_s),
+        local_how=local_hour_of_week_at(lat, lng, utc_s),
         violent=violent == 1,
         types=np.array(INCIDENT_TYPES, dtype=object)[kind_code.astype(np.int64)],
         sources=tuple(sorted(source.unique().tolist())),
