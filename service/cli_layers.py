@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -91,20 +93,34 @@ def build(
     municipalities: Municipalities = None,
     roads: Roads = None,
     resolution: Annotated[int, typer.Option(min=0, max=15, help="H3 resolution")] = 8,
-    half_life_days: Annotated[float, typer.Option(min=1.0, help="recency half-life")] = 365.0,
+    half_life_days: Annotated[
+        float, typer.Option(min=1.0, help="half-life of the hour profiles (and of every rate with --fixed)")
+    ] = 365.0,
+    horizon_days: Annotated[float, typer.Option(min=1.0, help="forecast horizon the model is fitted for")] = 90.0,
+    fixed: Annotated[bool, typer.Option("--fixed", help="the fixed recipe instead of the fitted model")] = False,
     name: Annotated[str, typer.Option(help="version prefix")] = "layer",
     synthetic: Annotated[bool, typer.Option(help="mark the layer as synthetic data")] = False,
     activate: Annotated[bool, typer.Option(help="activate the new layer")] = False,
 ) -> None:
-    """Build a layer from incident files; prints the new version id last."""
+    """Build a layer from incident files (fitting the model on them); prints the new version id last."""
+    from geodata.adaptive import fit
+    from geodata.layers import _cells_of
+
     incidents, sources = _read(inputs, column_map, timezone, municipalities, roads, resolution)
     params = BuildParams(resolution=resolution, half_life_days=half_life_days)
     inputs_meta = [source.provenance() for source in sources]
+    cells = _road_cells(roads, resolution)
+    extra = {}
+    own = _cells_of(incidents, resolution)
+    if not fixed:
+        report = fit(incidents, params, road_cells=cells, horizon_days=horizon_days, own_cells=own)
+        print(report.describe(), file=sys.stderr)
+        params, extra = report.params, {"fit": report.to_dict()}
     layer = build_layer(
-        incidents, params, road_cells=_road_cells(roads, resolution), name=name, synthetic=synthetic, inputs=inputs_meta
+        incidents, params, road_cells=cells, own_cells=own, name=name, synthetic=synthetic, inputs=inputs_meta, **extra
     )
     store = LayerStore(out)
-    store.write(layer, {"inputs": inputs_meta, "params": params.__dict__, "synthetic": synthetic})
+    store.write(layer, {"inputs": inputs_meta, "params": asdict(params), "synthetic": synthetic})
     if activate:
         store.activate(layer.version)
         _broadcast(layer.version)
@@ -194,31 +210,55 @@ def export(
 @reports_errors
 def backtest_command(
     inputs: Annotated[list[Path], typer.Argument(help="incident files (as for build)")],
-    train_until: Annotated[str, typer.Option("--train-until", help="ISO date: train before, test from")],
-    test_days: Annotated[int, typer.Option("--test-days", min=1, help="days predicted after --train-until")],
-    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
+    train_until: Annotated[str, typer.Option("--train-until", help="ISO date: first split trains before, tests from")],
+    test_days: Annotated[int, typer.Option("--test-days", min=1, help="days predicted after each origin")],
+    splits: Annotated[int, typer.Option("--splits", min=1, help="consecutive test windows (rolling origin)")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout, every number")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="folder for pai.png (and backtest.json)")] = None,
     column_map: ColumnMap = None,
     timezone: Timezone = None,
     municipalities: Municipalities = None,
     roads: Roads = None,
     resolution: Annotated[int, typer.Option(min=0, max=15, help="H3 resolution")] = 8,
-    half_life_days: Annotated[float, typer.Option(min=1.0, help="recency half-life")] = 365.0,
+    half_life_days: Annotated[float, typer.Option(min=1.0, help="half-life of the hour profiles")] = 365.0,
 ) -> None:
-    """How well would the model have predicted the next N days? PAI and hit rate vs baselines."""
-    from geodata.backtest import backtest, format_table
+    """How well would the model have predicted the next N days? PAI, hit rate and log-likelihood vs baselines."""
+    from geodata.backtest import backtest, format_table, plot_pai
 
-    try:
-        until = datetime.fromisoformat(train_until)
-    except ValueError:
-        raise CliError(f"--train-until {train_until!r} is not an ISO 8601 date", EXIT_BAD_INPUT) from None
-    until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
+    until = _instant(train_until, timezone)
     incidents, _ = _read(inputs, column_map, timezone, municipalities, roads, resolution)
     params = BuildParams(resolution=resolution, half_life_days=half_life_days)
     cells = _road_cells(roads, resolution)
     try:
         report = backtest(
-            incidents, train_until_s=int(until.timestamp()), test_days=test_days, params=params, road_cells=cells
+            incidents, train_until_s=until, test_days=test_days, splits=splits, params=params, road_cells=cells
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
-    print(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))
+    text = json.dumps(report.to_dict(), indent=2)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "backtest.json").write_text(text + "\n", encoding="utf-8")
+        if report.mean:
+            plot_pai(report, out_dir / "pai.png")
+            print(f"wrote {out_dir / 'pai.png'} and {out_dir / 'backtest.json'}", file=sys.stderr)
+    print(text if as_json else format_table(report))
+
+
+def _instant(text: str, timezone: str | None) -> int:
+    """Epoch seconds of an ISO date/time; a naive one is read in ``--timezone`` or refused."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--train-until {text!r} is not an ISO 8601 date", EXIT_BAD_INPUT) from None
+    if when.tzinfo is None:
+        if timezone is None:
+            raise CliError(
+                f"--train-until {text!r} has no UTC offset: add one (e.g. -06:00 or Z) or give --timezone",
+                EXIT_BAD_INPUT,
+            )
+        try:
+            when = when.replace(tzinfo=ZoneInfo(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CliError(f"--timezone {timezone!r} is not an IANA time zone", EXIT_BAD_INPUT) from None
+    return int(when.astimezone(UTC).timestamp())
