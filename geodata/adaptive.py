@@ -17,12 +17,15 @@ over the next ``V`` days (the horizon) is
   ETAS forecast of a triggering kernel ``θ ω e^(−ω t)`` over a window is exactly such a
   decayed count); long half-lives and ``f`` (a uniform floor per layer cell) are the
   long-term background.  ``v`` = 1.5 for violent, ``s`` = the entry's share.
+* every layer cell keeps at least 1 % of the mean cell's rate (``MIN_FLOOR_SHARE``): a
+  neighbour of a hotspot is never risk-free.
 * ``g_c = ((S_c + a) / (L_c + a))^β`` is the trend: ``S`` and ``L`` are the cell's
   ring-smoothed rates at half-lives of 60 days and 4 years; ``β > 0`` extrapolates
   rising hotspots up and fading ones down.
 
 **Fitting (no tuning by the user).**  Rolling origins inside the data: ``o_j = end − j·V``
-(``j = 1..3`` as far as the data allow, with at least ``V`` days before each).  For each
+(``j = 1..J``, ``J`` = max(3, 270 days / V) up to 40, as far as the data allow with at least
+``V`` days before each).  For each
 origin the maps above are computed from the incidents before it and scored against the
 incidents of ``[o_j, o_j + V)`` by Poisson log-likelihood on the cells the model covers.
 The non-negative weights ``a, b, e, f`` maximise that likelihood (EM: multiplicative
@@ -46,7 +49,7 @@ import h3.api.basic_int as h3i
 import numpy as np
 
 from geodata.incidents import IncidentSet
-from geodata.layers import BuildParams, _cells_of, kernel_rates
+from geodata.layers import BuildParams, RiskLayer, _cells_of, build_layer, kernel_rates
 
 HALF_LIVES = (3.0, 10.0, 30.0, 90.0, 365.0, 1460.0)
 # spatial kernels over grid distance 0, 1, 2 (each normalised over its disk): the cell alone, the
@@ -62,9 +65,14 @@ DISK_RINGS = 2
 NEAR_REPEAT_DAYS = 30.0
 BACKGROUND_DAYS = 365.0
 TREND_EXPONENTS = (0.0, 0.25, 0.5, 1.0)
-MAX_ORIGINS = 3
+# rolling origins: at least 3, and enough to cover VALIDATION_DAYS of validation windows (at most 40)
+MIN_ORIGINS = 3
+MAX_ORIGINS = 40
+VALIDATION_DAYS = 270.0
 MIN_FIT_INCIDENTS = 30
 EM_ITERATIONS = 300
+# every layer cell keeps at least this share of the layer's mean cell rate (no cell is risk-free)
+MIN_FLOOR_SHARE = 0.01
 PARTS = ("near_repeat", "background", "trend")
 
 
@@ -80,17 +88,12 @@ class FitReport:
     fallback: str | None = None
     without: tuple[str, ...] = ()
 
+    part_shares: tuple[tuple[str, float], ...] = ()
+
     def shares(self) -> dict[str, float]:
-        """Share of the kernel weights by part (near-repeat ≤ 30 d, background ≥ 365 d, medium between)."""
-        p = self.params
-        both = np.asarray(p.decay_weights_cell) + np.asarray(p.decay_weights_ring) + np.asarray(p.decay_weights_wide)
-        h = np.asarray(p.decay_half_lives)
-        total = both.sum()
-        if total <= 0:
-            return {"near_repeat": 0.0, "medium": 0.0, "background": 0.0}
-        near = both[h <= NEAR_REPEAT_DAYS].sum() / total
-        back = both[h >= BACKGROUND_DAYS].sum() / total
-        return {"near_repeat": float(near), "medium": float(1 - near - back), "background": float(back)}
+        """Share of the fitted forecast on the validation windows by part: near-repeat (kernels of
+        half-life ≤ 30 days), medium, background (≥ 365 days, and the floor)."""
+        return dict(self.part_shares) or {"near_repeat": 0.0, "medium": 0.0, "background": 1.0}
 
     def to_dict(self) -> dict[str, Any]:
         p = self.params
@@ -133,7 +136,7 @@ class FitReport:
                 head,
                 f"  time kernels (half-life: cell/ring/wide weight): {kernels}",
                 f"  floor {p.floor_per_cell_day:.3g} incidents/cell/day, trend exponent {p.trend_exponent:g}",
-                f"  weight shares: near-repeat {share['near_repeat']:.0%}, medium {share['medium']:.0%}, "
+                f"  share of the forecast: near-repeat {share['near_repeat']:.0%}, medium {share['medium']:.0%}, "
                 f"background {share['background']:.0%}",
             ]
         )
@@ -236,7 +239,9 @@ def adaptive_totals(
         trend = disks.spread(per_source[:, k:], "ring", cells)
         prior = params.trend_prior_per_day
         totals *= ((trend[:, 0] + prior) / (trend[:, 1] + prior)) ** params.trend_exponent
-    return np.maximum(totals, 0.0)
+    # no layer cell is risk-free: at least MIN_FLOOR_SHARE of the mean cell's rate
+    floor = MIN_FLOOR_SHARE * float(totals.mean()) if len(totals) else 0.0
+    return np.maximum(totals, floor)
 
 
 def fit(
@@ -268,7 +273,8 @@ def fit(
     end = int(utc.max()) if as_of_s is None else int(as_of_s)
     start = int(utc.min())
     horizon_s = int(horizon_days * 86400)
-    origins = [end - j * horizon_s for j in range(1, MAX_ORIGINS + 1) if end - j * horizon_s - horizon_s >= start]
+    count = min(max(MIN_ORIGINS, math.ceil(VALIDATION_DAYS / horizon_days)), MAX_ORIGINS)
+    origins = [end - j * horizon_s for j in range(1, count + 1) if end - j * horizon_s - horizon_s >= start]
     weights = incidents.weights
     if n < MIN_FIT_INCIDENTS or not origins:
         why = (
@@ -333,7 +339,14 @@ def fit(
             best = (beta, loglik, w)
     assert best is not None
     beta, _, w = best
-    gain = _gain_over_uniform((x_all * (ratio**beta)[:, None]) @ w, blocks_y)
+    xg = x_all * (ratio**beta)[:, None]
+    gain = _gain_over_uniform(xg @ w, blocks_y)
+    per_column = (xg * w[None, :]).sum(axis=0)
+    h_all = np.array([*half_lives * len(spatial), math.inf])
+    total = max(float(per_column.sum()), 1e-300)
+    near = float(per_column[h_all <= NEAR_REPEAT_DAYS].sum()) / total
+    back = float(per_column[h_all >= BACKGROUND_DAYS].sum()) / total
+    shares = (("near_repeat", near), ("medium", max(1.0 - near - back, 0.0)), ("background", back))
     fitted = replace(
         params,
         decay_half_lives=tuple(float(h) for h in half_lives),
@@ -343,7 +356,8 @@ def fit(
         floor_per_cell_day=float(w[3 * k]),
         trend_exponent=float(beta),
     )
-    return FitReport(fitted, float(horizon_days), tuple(int(o) for o in origins), validation, gain, None, without)
+    origins_s = tuple(int(o) for o in origins)
+    return FitReport(fitted, float(horizon_days), origins_s, validation, gain, None, without, shares)
 
 
 def _gain_over_uniform(lam: np.ndarray, blocks_y: list[np.ndarray]) -> float:
@@ -382,3 +396,22 @@ def _em_poisson(x: np.ndarray, y: np.ndarray, iterations: int = EM_ITERATIONS) -
         wa = wa * ((xy.T @ (yy / lam)) / ca)
     w[active] = wa
     return w
+
+
+def build_fitted_layer(
+    incidents: IncidentSet,
+    params: BuildParams | None = None,
+    *,
+    road_cells: np.ndarray | None = None,
+    horizon_days: float = 90.0,
+    **metadata: Any,
+) -> tuple[RiskLayer, FitReport]:
+    """Fit the model on ``incidents`` and build its layer (what ``layers build`` and the seed layer do);
+    the fit is recorded in the layer's metadata under ``fit``."""
+    params = params or BuildParams()
+    own = _cells_of(incidents, params.resolution)
+    report = fit(incidents, params, road_cells=road_cells, horizon_days=horizon_days, own_cells=own)
+    layer = build_layer(
+        incidents, report.params, road_cells=road_cells, own_cells=own, fit=report.to_dict(), **metadata
+    )
+    return layer, report

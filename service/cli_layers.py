@@ -103,22 +103,19 @@ def build(
     activate: Annotated[bool, typer.Option(help="activate the new layer")] = False,
 ) -> None:
     """Build a layer from incident files (fitting the model on them); prints the new version id last."""
-    from geodata.adaptive import fit
-    from geodata.layers import _cells_of
+    from geodata.adaptive import build_fitted_layer
 
     incidents, sources = _read(inputs, column_map, timezone, municipalities, roads, resolution)
     params = BuildParams(resolution=resolution, half_life_days=half_life_days)
     inputs_meta = [source.provenance() for source in sources]
     cells = _road_cells(roads, resolution)
-    extra = {}
-    own = _cells_of(incidents, resolution)
-    if not fixed:
-        report = fit(incidents, params, road_cells=cells, horizon_days=horizon_days, own_cells=own)
+    meta = {"name": name, "synthetic": synthetic, "inputs": inputs_meta}
+    if fixed:
+        layer = build_layer(incidents, params, road_cells=cells, **meta)
+    else:
+        layer, report = build_fitted_layer(incidents, params, road_cells=cells, horizon_days=horizon_days, **meta)
         print(report.describe(), file=sys.stderr)
-        params, extra = report.params, {"fit": report.to_dict()}
-    layer = build_layer(
-        incidents, params, road_cells=cells, own_cells=own, name=name, synthetic=synthetic, inputs=inputs_meta, **extra
-    )
+        params = report.params
     store = LayerStore(out)
     store.write(layer, {"inputs": inputs_meta, "params": asdict(params), "synthetic": synthetic})
     if activate:
