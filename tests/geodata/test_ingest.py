@@ -28,10 +28,10 @@ from geodata.incidents import (
     UNKNOWN_HOUR,
     IncidentSet,
     InvalidIncidentFileError,
-    incidents_from_rows,
 )
 from geodata.ingest import (
     SourceFile,
+    incidents_from_rows,
     is_sesnsp_municipal,
     read_incidents,
     read_point_incidents,

@@ -11,7 +11,8 @@ import h3
 import numpy as np
 import pytest
 
-from geodata.incidents import UNKNOWN_HOUR, incidents_from_rows
+from geodata.incidents import UNKNOWN_HOUR
+from geodata.ingest import incidents_from_rows
 from geodata.layer_store import EXPORT_COLUMNS, LayerNotFoundError, LayerStore, export_csv
 from geodata.layers import BuildParams, build_layer, load_layer, poisson_interval, save_layer
 
