@@ -215,8 +215,10 @@ def adaptive_totals(
     support: np.ndarray | None,
     as_of: int,
     disks: Disks | None = None,
-) -> np.ndarray:
-    """Expected incidents per day in each of the sorted ``cells`` under the fitted mixture."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sorted ``cells``: expected incidents per day under the fitted mixture, the share of it from
+    the near-repeat kernels, and the earliest incident of the last ``NEAR_REPEAT_DAYS`` days in the
+    cell or its ring (epoch seconds, 0 when none)."""
     base = np.where(incidents.violent, params.violent_weight, 1.0) * incidents.weights
     kernels = (*params.decay_half_lives, *params.trend_half_lives)
     per_entry = kernel_rates(incidents.utc_s, base, kernels, as_of)
@@ -225,8 +227,10 @@ def adaptive_totals(
         [np.bincount(source_rows, weights=per_entry[:, j], minlength=n) for j in range(len(kernels))]
     )
     k = len(params.decay_half_lives)
+    near = np.asarray(params.decay_half_lives) <= NEAR_REPEAT_DAYS
     disks = disks or Disks(source_cells, support)
     totals = np.full(len(cells), params.floor_per_cell_day)
+    near_totals = np.zeros(len(cells))
     for name, weights in (
         ("cell", params.decay_weights_cell),
         ("ring", params.decay_weights_ring),
@@ -235,13 +239,42 @@ def adaptive_totals(
         w = np.asarray(weights, dtype=np.float64)
         if len(w) and w.any():
             totals += disks.spread(per_source[:, :k] @ w, name, cells)
+            if (w * near).any():
+                near_totals += disks.spread(per_source[:, :k] @ (w * near), name, cells)
     if params.trend_exponent != 0.0:
         trend = disks.spread(per_source[:, k:], "ring", cells)
         prior = params.trend_prior_per_day
-        totals *= ((trend[:, 0] + prior) / (trend[:, 1] + prior)) ** params.trend_exponent
+        factor = ((trend[:, 0] + prior) / (trend[:, 1] + prior)) ** params.trend_exponent
+        totals *= factor
+        near_totals *= factor
     # no layer cell is risk-free: at least MIN_FLOOR_SHARE of the mean cell's rate
     floor = MIN_FLOOR_SHARE * float(totals.mean()) if len(totals) else 0.0
-    return np.maximum(totals, floor)
+    totals = np.maximum(totals, floor)
+    share = np.divide(near_totals, totals, out=np.zeros(len(cells)), where=totals > 0)
+    return (
+        totals,
+        np.clip(share, 0.0, 1.0).astype(np.float32),
+        _recent_since(incidents, source_rows, disks, cells, as_of),
+    )
+
+
+def _recent_since(
+    incidents: IncidentSet, source_rows: np.ndarray, disks: Disks, cells: np.ndarray, as_of: int
+) -> np.ndarray:
+    """Earliest incident of the last NEAR_REPEAT_DAYS days in each cell or its ring (0 when none)."""
+    utc = np.asarray(incidents.utc_s, dtype=np.int64)
+    recent = (utc >= as_of - int(NEAR_REPEAT_DAYS * 86400)) & (utc <= as_of)
+    big = np.iinfo(np.int64).max
+    first = np.full(disks.n, big, dtype=np.int64)
+    np.minimum.at(first, source_rows[recent], utc[recent])
+    out = np.full(len(cells), big, dtype=np.int64)
+    near = disks.distance <= 1
+    targets, sources = disks.target[near], disks.source[near]
+    if len(cells):
+        rows = np.minimum(np.searchsorted(cells, targets), len(cells) - 1)
+        inside = cells[rows] == targets
+        np.minimum.at(out, rows[inside], first[sources[inside]])
+    return np.where(out == big, 0, out)
 
 
 def fit(

@@ -144,6 +144,27 @@ class LayerStore:
         return [self.info(v) for v in self.versions()]
 
 
+HOURLY_COLUMNS = ("h3_cell", "hour_of_week", "intensity_per_hour")
+
+
+def export_hourly_csv(layer: RiskLayer, out: Path | str) -> int:
+    """Long format: one row per cell and local hour of week (0 = Monday 00:00 local); returns the row count."""
+    out = Path(out)
+    scratch = out.with_name(f".{out.name}.tmp")
+    count = 0
+    with open(scratch, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HOURLY_COLUMNS)
+        for lo in range(0, len(layer.cells), 4096):
+            block = np.asarray(layer.intensity[lo : lo + 4096], dtype=np.float64)
+            for cell, values in zip(layer.cells[lo : lo + 4096].tolist(), block.tolist(), strict=True):
+                name = h3i.int_to_str(cell)
+                writer.writerows([name, hour, f"{value:.6e}"] for hour, value in enumerate(values))
+                count += len(values)
+    os.replace(scratch, out)
+    return count
+
+
 def export_csv(layer: RiskLayer, out: Path | str) -> int:
     """Write one row per cell (weekly mean intensity and its bounds); returns the row count."""
     lower = layer.lower if layer.lower is not None else np.full(len(layer.cells), np.nan)

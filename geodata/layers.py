@@ -34,7 +34,19 @@ WEEKS_PER_YEAR = 365.25 / 7
 Z_95 = 1.6448536269514722
 # rows processed at a time after the spatial spread, to bound peak memory
 CHUNK_ROWS = 65_536
-ARRAY_NAMES = ("cells", "intensity", "incident_count", "violent_count", "last_incident_s", "lower", "upper")
+ARRAY_NAMES = (
+    "cells",
+    "intensity",
+    "incident_count",
+    "violent_count",
+    "last_incident_s",
+    "lower",
+    "upper",
+    "recent_share",
+    "recent_since_s",
+)
+# a cell whose near-repeat share of its rate reaches this is "elevated by recent activity"
+ELEVATED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,10 @@ class RiskLayer:
     violent_count: np.ndarray | None = None  # int32 (n,)
     lower: np.ndarray | None = None  # float32 (n,), 5 % bound of the weekly mean intensity
     upper: np.ndarray | None = None  # float32 (n,), 95 % bound of the weekly mean intensity
+    # adaptive layers: share of the rate from the near-repeat part, and the earliest recent incident in
+    # the cell or its ring behind it (epoch seconds, 0 when none)
+    recent_share: np.ndarray | None = None  # float32 (n,)
+    recent_since_s: np.ndarray | None = None  # int64 (n,)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""
 
@@ -114,6 +130,17 @@ class RiskLayer:
             return np.zeros(len(cells), dtype=np.intp), np.zeros(len(cells), dtype=bool)
         rows = np.minimum(np.searchsorted(self.cells, cells), len(self.cells) - 1)
         return rows, self.cells[rows] == cells
+
+    def recent_activity(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per layer row: elevated by recent activity (near-repeat share ≥ ELEVATED_SHARE), the share,
+        and since when (epoch seconds, 0 when not elevated or not an adaptive layer)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if self.recent_share is None or self.recent_since_s is None or len(self.cells) == 0:
+            zeros = np.zeros(len(rows))
+            return zeros.astype(bool), zeros, zeros.astype(np.int64)
+        share = np.asarray(self.recent_share[rows], dtype=np.float64)
+        elevated = (share >= ELEVATED_SHARE) & (self.recent_since_s[rows] > 0)
+        return elevated, share, np.where(elevated, self.recent_since_s[rows], 0).astype(np.int64)
 
     def rates(self, cells: np.ndarray, hours: np.ndarray) -> np.ndarray:
         """Expected incidents per truck-hour for each (cell, local hour of week)."""
@@ -150,11 +177,13 @@ def build_layer(
     support = None if road_cells is None else np.union1d(source_cells, np.asarray(road_cells, dtype=np.uint64))
     cells, known, unknown = _spread(source_cells, known, unknown, params, support)
     years = _effective_years(incidents, params)
-    totals = None
+    totals = recent_share = recent_since = None
     if params.adaptive:
         from geodata.adaptive import adaptive_totals
 
-        totals = adaptive_totals(incidents, source_rows, source_cells, cells, params, support, as_of)
+        totals, recent_share, recent_since = adaptive_totals(
+            incidents, source_rows, source_cells, cells, params, support, as_of
+        )
     intensity, lower, upper = _intensity(known, unknown, years, params, totals)
     own_rows = np.searchsorted(cells, own)
     raw = incidents.weights
@@ -178,6 +207,8 @@ def build_layer(
         ),
         lower=lower,
         upper=upper,
+        recent_share=recent_share,
+        recent_since_s=recent_since,
         metadata=meta,
     )
     return with_version(layer)
@@ -384,7 +415,15 @@ def _check_shapes(layer: RiskLayer) -> None:
     n = len(layer.cells)
     if layer.intensity.shape != (n, HOURS_PER_WEEK):
         raise ValueError(f"layer {layer.version}: intensity shape {layer.intensity.shape} does not match {n} cells")
-    for name in ("incident_count", "last_incident_s", "violent_count", "lower", "upper"):
+    for name in (
+        "incident_count",
+        "last_incident_s",
+        "violent_count",
+        "lower",
+        "upper",
+        "recent_share",
+        "recent_since_s",
+    ):
         array = getattr(layer, name)
         if array is not None and array.shape != (n,):
             raise ValueError(f"layer {layer.version}: {name} shape {array.shape} does not match {n} cells")

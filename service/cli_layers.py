@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 
 from geodata.errors import InputError
-from geodata.layer_store import LayerNotFoundError, LayerStore, export_csv
+from geodata.layer_store import LayerNotFoundError, LayerStore, export_csv, export_hourly_csv
 from geodata.layers import BuildParams, build_layer
 from service.cli_common import EXIT_BAD_INPUT, CliError, reports_errors
 
@@ -193,12 +193,20 @@ def export(
     version: Annotated[str, typer.Argument()],
     out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
     layer_dir: LayerDir,
+    hourly: Annotated[
+        bool, typer.Option("--hourly", help="long format: h3_cell, hour_of_week (0 = Monday 00:00 local), intensity")
+    ] = False,
 ) -> None:
-    """Export a layer as CSV: one row per cell with its weekly mean intensity and bounds."""
+    """Export a layer as CSV: one row per cell with its weekly mean intensity and bounds (or, with
+    --hourly, one row per cell and local hour of week)."""
     try:
         layer = LayerStore(layer_dir).load(version)
     except LayerNotFoundError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    if hourly:
+        rows = export_hourly_csv(layer, out)
+        print(f"{rows} cell-hours written to {out}", file=sys.stderr)
+        return
     rows = export_csv(layer, out)
     print(f"{rows} cells written to {out}", file=sys.stderr)
 

@@ -179,3 +179,28 @@ def test_duplicate_ids_with_different_contents_are_rejected(tmp_path) -> None:
         read_point_incidents(path, now_s=T0 + 400 * DAY)
     assert [v.field for v in caught.value.violations] == ["dup.csv:3:id"]
     assert "duplicate id 'a' (first on row 2)" in caught.value.violations[0].description
+
+
+def test_recent_activity_says_which_cells_are_elevated_and_since_when() -> None:
+    rng = np.random.default_rng(4)
+    # a process with near repeats, so that the model learns them
+    lat, lng, t = with_repeats(rng, *stationary(rng, rate=0.01), per_incident=3.0)
+    end = max(t)
+    # a burst at a fresh place in the last 10 days; the first of it is the "since"
+    burst = sorted(rng.uniform(end - 10 * DAY, end, 8).astype(np.int64).tolist())
+    (ba, bb) = (21.5, -102.2)
+    incidents = incident_set(lat + [ba] * 8, lng + [bb] * 8, t + burst)
+    layer, report = build_fitted_layer(incidents, horizon_days=14, name="recent")
+    import h3.api.basic_int as h3i
+
+    hot = int(np.searchsorted(layer.cells, h3i.latlng_to_cell(ba, bb, 8)))
+    ring = [int(np.searchsorted(layer.cells, c)) for c in h3i.grid_ring(h3i.latlng_to_cell(ba, bb, 8), 1)]
+    old = int(np.searchsorted(layer.cells, h3i.latlng_to_cell(*PLACES[0], 8)))
+    elevated, share, since = layer.recent_activity(np.array([hot, *ring, old]))
+    assert report.shares()["near_repeat"] > 0, report.describe()
+    assert elevated[0] and since[0] == burst[0] and share[0] >= 0.25
+    assert since[1] in (0, burst[0])  # a neighbour is at most elevated by the same burst
+    # a place with a steady history: its recent incidents are a small part of its rate
+    assert share[-1] < share[0]
+    fixed = build_layer(incidents, name="fixed")
+    assert not fixed.recent_activity(np.array([0]))[0].any()  # the fixed recipe says nothing about it
