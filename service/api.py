@@ -413,6 +413,11 @@ def _fill_cell_stats(
         message.risk_upper = float(layer.upper[row]) * scale
     if layer.last_incident_s[row]:
         message.last_incident_time.CopyFrom(convert.timestamp(int(layer.last_incident_s[row])))
+    elevated, share, since = layer.recent_activity(np.array([row]))
+    message.recent_share = float(share[0])
+    if elevated[0]:
+        message.recent_activity = True
+        message.recent_since.CopyFrom(convert.timestamp(int(since[0])))
 
 
 def _response(data: bytes, cached: bool, request: pb.ScoreRouteRequest, shift_s: int) -> pb.ScoreRouteResponse:

@@ -217,9 +217,13 @@ def _hotspot(h: HotspotResult) -> pb.Hotspot:
         incident_count=h.incident_count,
         expected_incidents=h.expected,
         pass_time=timestamp(h.pass_s),
+        recent_share=h.recent_share,
     )
     if h.last_incident_s:
         message.last_incident_time.CopyFrom(timestamp(h.last_incident_s))
+    if h.recent_since_s:
+        message.recent_activity = True
+        message.recent_since.CopyFrom(timestamp(h.recent_since_s))
     return message
 
 
