@@ -156,6 +156,7 @@ class BacktestReport:
             "area_fractions": [float(x) for x in (self.mean[0].hit_rate if self.mean else AREA_FRACTIONS)],
             "splits": [s.to_dict() for s in self.splits],
             "mean": [m.to_dict() for m in self.mean],
+            "part_gains": part_gains(self),
             "non_empty_splits": sum(not s.empty for s in self.splits),
         }
 
@@ -491,10 +492,33 @@ def format_table(report: BacktestReport) -> str:
         lines.append("")
         lines.append(f"mean of {full} non-empty split(s)")
         table(report.mean)
+    for part, gain in part_gains(report).items():
+        pai = " ".join(f"{_pct(float(x))} {v:+.2f}" for x, v in gain["pai"].items())
+        lines.append(
+            f"gain of the {part.replace('_', '-')} part (model minus model without it): PAI {pai}, "
+            f"log-likelihood {gain['loglik']:+.3f}"
+        )
     if not report.mean:
         lines.append("")
         lines.append("every test window is empty: no figures")
     return "\n".join(lines)
+
+
+def part_gains(report: BacktestReport) -> dict[str, dict[str, Any]]:
+    """Per model part, the mean model's PAI (per area fraction) and log-likelihood minus those without it."""
+    names = {m.name: m for m in report.mean}
+    if "model" not in names:
+        return {}
+    model = names["model"]
+    out = {}
+    for part in ABLATIONS:
+        other = names.get(f"model-{part}")
+        if other is not None:
+            out[part] = {
+                "pai": {_key(x): model.pai[x] - other.pai[x] for x in model.pai},
+                "loglik": model.loglik - other.loglik,
+            }
+    return out
 
 
 def plot_pai(report: BacktestReport, path) -> None:

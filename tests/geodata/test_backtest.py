@@ -257,6 +257,11 @@ def test_report_is_json_ready_the_table_names_every_method_and_the_plot_is_a_png
     for name in METHODS:
         assert name in table
     assert "5%" in table and "PAI" in table and "loglik" in table
+    gains = data["part_gains"]
+    assert gains.keys() == {"near_repeat", "background", "trend"}
+    by = {m["name"]: m for m in data["mean"]}
+    assert gains["trend"]["loglik"] == pytest.approx(by["model"]["loglik"] - by["model-trend"]["loglik"])
+    assert "gain of the near-repeat part" in table
     plot_pai(report, tmp_path / "pai.png")
     assert (tmp_path / "pai.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
