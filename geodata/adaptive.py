@@ -437,12 +437,13 @@ def build_fitted_layer(
     *,
     road_cells: np.ndarray | None = None,
     horizon_days: float = 90.0,
+    own_cells: np.ndarray | None = None,
     **metadata: Any,
 ) -> tuple[RiskLayer, FitReport]:
     """Fit the model on ``incidents`` and build its layer (what ``layers build`` and the seed layer do);
     the fit is recorded in the layer's metadata under ``fit``."""
     params = params or BuildParams()
-    own = _cells_of(incidents, params.resolution)
+    own = _cells_of(incidents, params.resolution) if own_cells is None else own_cells
     report = fit(incidents, params, road_cells=road_cells, horizon_days=horizon_days, own_cells=own)
     layer = build_layer(
         incidents, report.params, road_cells=road_cells, own_cells=own, fit=report.to_dict(), **metadata

@@ -101,28 +101,70 @@ def build(
     name: Annotated[str, typer.Option(help="version prefix")] = "layer",
     synthetic: Annotated[bool, typer.Option(help="mark the layer as synthetic data")] = False,
     activate: Annotated[bool, typer.Option(help="activate the new layer")] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option("--incremental", help="add the inputs to a stored layer's incidents (--base, or the active one)"),
+    ] = False,
+    base: Annotated[str | None, typer.Option("--base", help="the layer --incremental starts from")] = None,
 ) -> None:
     """Build a layer from incident files (fitting the model on them); prints the new version id last."""
     from geodata.adaptive import build_fitted_layer
+    from geodata.incremental import save_incidents
+    from geodata.layers import _cells_of
 
     incidents, sources = _read(inputs, column_map, timezone, municipalities, roads, resolution)
     params = BuildParams(resolution=resolution, half_life_days=half_life_days)
     inputs_meta = [source.provenance() for source in sources]
     cells = _road_cells(roads, resolution)
+    own = _cells_of(incidents, resolution)
+    store = LayerStore(out)
+    provenance: dict = {}
+    if incremental:
+        incidents, own, inputs_meta, provenance = _add_to_base(store, base, resolution, incidents, own, inputs_meta)
     meta = {"name": name, "synthetic": synthetic, "inputs": inputs_meta}
     if fixed:
-        layer = build_layer(incidents, params, road_cells=cells, **meta)
+        layer = build_layer(incidents, params, road_cells=cells, own_cells=own, **meta)
     else:
-        layer, report = build_fitted_layer(incidents, params, road_cells=cells, horizon_days=horizon_days, **meta)
+        layer, report = build_fitted_layer(
+            incidents, params, road_cells=cells, horizon_days=horizon_days, own_cells=own, **meta
+        )
         print(report.describe(), file=sys.stderr)
         params = report.params
-    store = LayerStore(out)
-    store.write(layer, {"inputs": inputs_meta, "params": asdict(params), "synthetic": synthetic})
+    provenance = {"inputs": inputs_meta, "params": asdict(params), "synthetic": synthetic, **provenance}
+    store.write(layer, provenance, attach=lambda folder: save_incidents(incidents, own, folder))
     if activate:
         store.activate(layer.version)
         _broadcast(layer.version)
     print(f"{len(incidents)} incidents → {len(layer.cells)} cells{' (activated)' if activate else ''}", file=sys.stderr)
     print(layer.version)
+
+
+def _add_to_base(store: LayerStore, base: str | None, resolution: int, incidents, own, inputs_meta):
+    """The base layer's stored incidents plus the new ones, for ``--incremental``."""
+    from geodata.incremental import load_incidents, merge
+
+    version = base or store.active_version()
+    if not version:
+        raise CliError("--incremental needs --base VERSION or an active layer in --out", EXIT_BAD_INPUT)
+    try:
+        folder = store.folder(version)
+        base_layer = store.load(version)
+        stored, stored_cells = load_incidents(folder)
+    except LayerNotFoundError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    except FileNotFoundError:
+        raise CliError(
+            f"layer {version} holds no incidents (built before incremental builds): build it again in full",
+            EXIT_BAD_INPUT,
+        ) from None
+    if base_layer.resolution != resolution:
+        raise CliError(f"layer {version} has H3 resolution {base_layer.resolution}, not {resolution}", EXIT_BAD_INPUT)
+    try:
+        merged, cells = merge(stored, stored_cells, incidents, own, version)
+    except InputError as exc:
+        raise _report_input_error(exc) from None
+    print(f"incremental: {len(stored)} incidents of {version} + {len(incidents)} new", file=sys.stderr)
+    return merged, cells, [*base_layer.metadata.get("inputs", []), *inputs_meta], {"incremental_from": version}
 
 
 @layers_app.command("list")

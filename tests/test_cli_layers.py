@@ -168,3 +168,23 @@ def test_server_picks_up_an_activated_layer(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_incremental_build_adds_new_incidents_to_a_stored_layer(tmp_path):
+    hours = FIXTURES / "ingest" / "hours_utc.csv"
+    store, full_store = tmp_path / "store", tmp_path / "full"
+    first = build(store, hours, extra=("--name", "inc", "--activate"))
+    result = run_cli("layers", "build", str(POINTS), "--out", str(store), "--name", "inc", "--incremental")
+    assert result.returncode == 0, result.stderr
+    assert "incremental: 36 incidents of" in result.stderr and "+ 7 new" in result.stderr
+    added = result.stdout.strip().splitlines()[-1]
+    # the same layer as a full build on both files
+    assert added == build(full_store, hours, POINTS, extra=("--name", "inc")) != first
+    provenance = json.loads((store / "layers" / added / "provenance.json").read_text())
+    assert provenance["incremental_from"] == first
+    # an id already in the base rejects the update; a layer without stored incidents is refused
+    again = run_cli("layers", "build", str(POINTS), "--out", str(store), "--incremental", "--base", added)
+    assert again.returncode == 2 and "'mty-001' is already in layer" in again.stderr
+    (store / "layers" / first / "incidents.npz").unlink()
+    old = run_cli("layers", "build", str(POINTS), "--out", str(store), "--incremental", "--base", first)
+    assert old.returncode == 2 and "holds no incidents" in old.stderr
