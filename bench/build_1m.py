@@ -3,7 +3,8 @@
 ``python -m bench.build_1m [--count N] [--keep DIR]`` writes N incidents with
 :func:`bench.data.write_incidents` (the seed corridors, resampled with jitter), then runs
 ``routerisk layers build`` on them in a child process and reports its wall time and peak
-resident memory (``ru_maxrss`` of the child), plus the ingest-only time for comparison.
+resident memory (``ru_maxrss`` of the child), then adds 1,000 new incidents with
+``layers build --incremental`` and reports its time.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pandas as pd
 
 from bench.data import write_incidents
 
@@ -40,6 +43,21 @@ def main(argv: list[str] | None = None) -> None:
     if result.returncode != 0:
         raise SystemExit(f"layers build failed ({result.returncode})")
     print(f"layers build: {args.count:,} incidents in {elapsed:.1f} s, peak RSS {max(peak_kib, before) / 1024:.0f} MiB")
+    version = result.stdout.strip().splitlines()[-1]
+    # then --incremental with 1,000 new incidents (ids shifted past the base's)
+    new_path = folder / "incidents_new.csv"
+    write_incidents(new_path, 1000, seed=99)
+    frame = pd.read_csv(new_path, dtype=str)
+    frame["id"] = [f"new-{i}" for i in range(len(frame))]
+    frame.to_csv(new_path, index=False)
+    command = [str(routerisk), "layers", "build", str(new_path), "--out", str(folder / "store"), "--incremental"]
+    command += ["--base", version]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"incremental build failed: {result.stderr}")
+    print(f"layers build --incremental: +1,000 incidents in {elapsed:.1f} s")
 
 
 if __name__ == "__main__":
