@@ -7,9 +7,7 @@ week, because hijackings follow local night, not UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 
@@ -83,37 +81,3 @@ def concatenate(sets: list[IncidentSet]) -> IncidentSet:
         weight=cat("weight", 1.0),
         value_usd=cat("value_usd", np.nan),
     )
-
-
-def read_canonical_csv(path: Path | str) -> IncidentSet:
-    """Read a canonical incident CSV (``occurred_at`` with an offset); all rows or none.
-
-    Kept for callers of the seed data: the reader is :func:`geodata.ingest.read_point_incidents`.
-    """
-    from geodata.ingest import read_point_incidents
-
-    return read_point_incidents(path)
-
-
-def incidents_from_rows(
-    records: Iterable[Mapping[str, str]], *, where: str = "row", first_line: int = 1
-) -> IncidentSet:
-    """Incidents from canonical records (dicts of column → text); every bad row is reported
-    (as ``{where}:{line}:{column}``), with the checks of :mod:`geodata.ingest`."""
-    import pandas as pd
-
-    from geodata.ingest import incidents_from_frame
-
-    frame = pd.DataFrame.from_records(list(records))
-    if frame.empty and len(frame.columns) == 0:
-        return IncidentSet(
-            ids=np.array([], dtype=object),
-            lat=np.array([], dtype=np.float64),
-            lng=np.array([], dtype=np.float64),
-            utc_s=np.array([], dtype=np.int64),
-            local_how=np.array([], dtype=np.int16),
-            violent=np.array([], dtype=bool),
-            types=np.array([], dtype=object),
-            sources=(),
-        )
-    return incidents_from_frame(frame, name=where, first_row=first_line)

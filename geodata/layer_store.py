@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,8 +72,13 @@ class LayerStore:
             raise LayerNotFoundError(f"no layer {version!r}")
         return self.root / LAYERS / version
 
-    def write(self, layer: RiskLayer, provenance: dict[str, Any] | None = None) -> Path:
-        """Store a layer atomically; storing an existing version again changes nothing."""
+    def write(
+        self, layer: RiskLayer, provenance: dict[str, Any] | None = None, attach: Callable[[Path], None] | None = None
+    ) -> Path:
+        """Store a layer atomically; storing an existing version again changes nothing.
+
+        ``attach(folder)`` writes extra files into the layer's folder before it appears
+        (the incidents an incremental build starts from)."""
         target = self._folder(layer.version)
         if (target / "layer.json").exists():
             return target
@@ -80,6 +86,8 @@ class LayerStore:
         scratch = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root / LAYERS))
         try:
             save_layer(layer, scratch)
+            if attach is not None:
+                attach(scratch)
             record = {"built_at": datetime.now(UTC).isoformat(timespec="seconds"), **(provenance or {})}
             (scratch / "provenance.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
             _fsync_folder(scratch)
@@ -102,6 +110,13 @@ class LayerStore:
         except FileNotFoundError:
             return None
         return text or None
+
+    def folder(self, version: str) -> Path:
+        """The folder of a stored layer (``LayerNotFoundError`` when there is none)."""
+        folder = self._folder(version)
+        if not (folder / "layer.json").exists():
+            raise LayerNotFoundError(f"no layer {version!r} in {self.root}")
+        return folder
 
     def load(self, version: str) -> RiskLayer:
         folder = self._folder(version)
@@ -142,6 +157,27 @@ class LayerStore:
 
     def list(self) -> list[LayerInfo]:
         return [self.info(v) for v in self.versions()]
+
+
+HOURLY_COLUMNS = ("h3_cell", "hour_of_week", "intensity_per_hour")
+
+
+def export_hourly_csv(layer: RiskLayer, out: Path | str) -> int:
+    """Long format: one row per cell and local hour of week (0 = Monday 00:00 local); returns the row count."""
+    out = Path(out)
+    scratch = out.with_name(f".{out.name}.tmp")
+    count = 0
+    with open(scratch, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HOURLY_COLUMNS)
+        for lo in range(0, len(layer.cells), 4096):
+            block = np.asarray(layer.intensity[lo : lo + 4096], dtype=np.float64)
+            for cell, values in zip(layer.cells[lo : lo + 4096].tolist(), block.tolist(), strict=True):
+                name = h3i.int_to_str(cell)
+                writer.writerows([name, hour, f"{value:.6e}"] for hour, value in enumerate(values))
+                count += len(values)
+    os.replace(scratch, out)
+    return count
 
 
 def export_csv(layer: RiskLayer, out: Path | str) -> int:

@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,7 +34,19 @@ WEEKS_PER_YEAR = 365.25 / 7
 Z_95 = 1.6448536269514722
 # rows processed at a time after the spatial spread, to bound peak memory
 CHUNK_ROWS = 65_536
-ARRAY_NAMES = ("cells", "intensity", "incident_count", "violent_count", "last_incident_s", "lower", "upper")
+ARRAY_NAMES = (
+    "cells",
+    "intensity",
+    "incident_count",
+    "violent_count",
+    "last_incident_s",
+    "lower",
+    "upper",
+    "recent_share",
+    "recent_since_s",
+)
+# a cell whose near-repeat share of its rate reaches this is "elevated by recent activity"
+ELEVATED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,25 @@ class BuildParams:
     spread_kappa: float = 5.0
     # a shorter observation period is stretched to this, so a small file cannot inflate yearly rates
     min_period_days: float = 365.0
+    # --- the adaptive model (geodata/adaptive.py fits these; empty half-lives = the fixed recipe above) ---
+    # half-lives (days) of the exponential time kernels; each has a weight per spatial kernel: kept in
+    # the incident's own cell, spread evenly over the cell and its ring, or a Gaussian (σ 1 ring) to 2 rings
+    decay_half_lives: tuple[float, ...] = ()
+    decay_weights_cell: tuple[float, ...] = ()
+    decay_weights_ring: tuple[float, ...] = ()
+    decay_weights_wide: tuple[float, ...] = ()
+    # expected incidents per day added to every layer cell (the background floor)
+    floor_per_cell_day: float = 0.0
+    # trend: a cell's rate is multiplied by ((short + a) / (long + a))^trend_exponent, short and long
+    # being its ring-smoothed decayed rates at the two half-lives below, a = trend_prior_per_day
+    trend_exponent: float = 0.0
+    trend_half_lives: tuple[float, float] = (60.0, 1460.0)
+    trend_prior_per_day: float = 0.01
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the fitted (adaptive) model is used instead of the fixed recipe."""
+        return len(self.decay_half_lives) > 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +102,10 @@ class RiskLayer:
     violent_count: np.ndarray | None = None  # int32 (n,)
     lower: np.ndarray | None = None  # float32 (n,), 5 % bound of the weekly mean intensity
     upper: np.ndarray | None = None  # float32 (n,), 95 % bound of the weekly mean intensity
+    # adaptive layers: share of the rate from the near-repeat part, and the earliest recent incident in
+    # the cell or its ring behind it (epoch seconds, 0 when none)
+    recent_share: np.ndarray | None = None  # float32 (n,)
+    recent_since_s: np.ndarray | None = None  # int64 (n,)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""
 
@@ -96,6 +131,17 @@ class RiskLayer:
         rows = np.minimum(np.searchsorted(self.cells, cells), len(self.cells) - 1)
         return rows, self.cells[rows] == cells
 
+    def recent_activity(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per layer row: elevated by recent activity (near-repeat share ≥ ELEVATED_SHARE), the share,
+        and since when (epoch seconds, 0 when not elevated or not an adaptive layer)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if self.recent_share is None or self.recent_since_s is None or len(self.cells) == 0:
+            zeros = np.zeros(len(rows))
+            return zeros.astype(bool), zeros, zeros.astype(np.int64)
+        share = np.asarray(self.recent_share[rows], dtype=np.float64)
+        elevated = (share >= ELEVATED_SHARE) & (self.recent_since_s[rows] > 0)
+        return elevated, share, np.where(elevated, self.recent_since_s[rows], 0).astype(np.int64)
+
     def rates(self, cells: np.ndarray, hours: np.ndarray) -> np.ndarray:
         """Expected incidents per truck-hour for each (cell, local hour of week)."""
         rows, found = self.index(cells)
@@ -108,23 +154,37 @@ def build_layer(
     params: BuildParams | None = None,
     *,
     road_cells: np.ndarray | None = None,
+    as_of_s: int | None = None,
+    own_cells: np.ndarray | None = None,
     **metadata: Any,
 ) -> RiskLayer:
     """Build a layer from incidents; deterministic for the same inputs.
 
     With ``road_cells`` (cells of a road layer at the layer's resolution), the spatial
     spread goes only to neighbours on a road or with incidents of their own: risk moves
-    along the road, not into the fields beside it.
+    along the road, not into the fields beside it.  Ages are counted from ``as_of_s``
+    (default: the latest incident).  ``own_cells`` are the incidents' cells when the
+    caller already has them.  With ``params.adaptive`` the cell totals come from the
+    fitted mixture of time kernels (:mod:`geodata.adaptive`), the hour profiles and the
+    bounds' evidence from the fixed recipe.
     """
     params = params or BuildParams()
-    own = _cells_of(incidents, params.resolution)
+    own = _cells_of(incidents, params.resolution) if own_cells is None else np.asarray(own_cells, dtype=np.uint64)
     source_cells, source_rows = np.unique(own, return_inverse=True)
-    weights = _decayed_weights(incidents, params)
+    as_of = int(incidents.utc_s.max()) if as_of_s is None and len(incidents) else int(as_of_s or 0)
+    weights = _decayed_weights(incidents, params, as_of)
     known, unknown = _hour_counts(source_rows, len(source_cells), incidents.local_how, weights)
     support = None if road_cells is None else np.union1d(source_cells, np.asarray(road_cells, dtype=np.uint64))
     cells, known, unknown = _spread(source_cells, known, unknown, params, support)
     years = _effective_years(incidents, params)
-    intensity, lower, upper = _intensity(known, unknown, years, params)
+    totals = recent_share = recent_since = None
+    if params.adaptive:
+        from geodata.adaptive import adaptive_totals
+
+        totals, recent_share, recent_since = adaptive_totals(
+            incidents, source_rows, source_cells, cells, params, support, as_of
+        )
+    intensity, lower, upper = _intensity(known, unknown, years, params, totals)
     own_rows = np.searchsorted(cells, own)
     raw = incidents.weights
     meta = {
@@ -134,6 +194,7 @@ def build_layer(
         "params": asdict(params),
         "period_start_s": int(incidents.utc_s.min()) if len(incidents) else 0,
         "period_end_s": int(incidents.utc_s.max()) if len(incidents) else 0,
+        "as_of_s": as_of,
     }
     layer = RiskLayer(
         resolution=params.resolution,
@@ -146,6 +207,8 @@ def build_layer(
         ),
         lower=lower,
         upper=upper,
+        recent_share=recent_share,
+        recent_since_s=recent_since,
         metadata=meta,
     )
     return with_version(layer)
@@ -166,12 +229,18 @@ def _hour_counts(rows: np.ndarray, n: int, how: np.ndarray, weights: np.ndarray)
     return known.reshape(n, HOURS_PER_WEEK).astype(np.float32), unknown
 
 
-def _decayed_weights(incidents: IncidentSet, params: BuildParams) -> np.ndarray:
-    """Weight per entry: violent ones count more, older ones decay by half-life from the latest."""
-    as_of = incidents.utc_s.max() if len(incidents) else 0
-    age_days = (as_of - incidents.utc_s) / 86400.0
+def _decayed_weights(incidents: IncidentSet, params: BuildParams, as_of: int) -> np.ndarray:
+    """Weight per entry: violent ones count more, older ones decay by half-life from ``as_of``."""
+    age_days = np.maximum(as_of - incidents.utc_s, 0) / 86400.0
     weight = np.where(incidents.violent, params.violent_weight, 1.0) * incidents.weights
     return weight * np.power(0.5, age_days / params.half_life_days)
+
+
+def kernel_rates(utc_s: np.ndarray, base: np.ndarray, half_lives: Sequence[float], as_of: int) -> np.ndarray:
+    """Per entry and half-life, ``base · (ln 2 / h) · 0.5^(age / h)``: a decayed count in incidents per day."""
+    age_days = np.maximum(as_of - np.asarray(utc_s, dtype=np.int64), 0) / 86400.0
+    h = np.asarray(half_lives, dtype=np.float64)[None, :]
+    return base[:, None] * (math.log(2) / h) * np.power(0.5, age_days[:, None] / h)
 
 
 def _effective_years(incidents: IncidentSet, params: BuildParams) -> float:
@@ -212,7 +281,7 @@ def _spread(
     centre_rows = np.searchsorted(cells, sources)
     ring_rows = np.searchsorted(cells, neighbours)
     ring_share = ((1.0 - centre_weight) / np.maximum(sizes, 1)).astype(np.float32)
-    spread_known = np.zeros((len(cells), HOURS_PER_WEEK), dtype=np.float32)
+    spread_known = np.zeros((len(cells), known.shape[1]), dtype=np.float32)
     spread_known[centre_rows] = known * centre_weight[:, None]  # sources are unique
     for lo in range(0, len(owner), CHUNK_ROWS):
         rows = owner[lo : lo + CHUNK_ROWS]
@@ -224,11 +293,17 @@ def _spread(
 
 
 def _intensity(
-    known: np.ndarray, unknown: np.ndarray, years: float, params: BuildParams
+    known: np.ndarray, unknown: np.ndarray, years: float, params: BuildParams, totals: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per truck-hour rates and the 90 % bounds of their weekly mean, chunk by chunk."""
+    """Per truck-hour rates and the 90 % bounds of their weekly mean, chunk by chunk.
+
+    With ``totals`` (expected incidents per day per cell, the adaptive model), they replace
+    the decayed counts as each cell's total; the counts still give the hour profile and the
+    evidence behind the bounds (relative width of the count's Poisson interval).
+    """
     global_profile = _global_profile(known, params)
     scale = 1.0 / (years * WEEKS_PER_YEAR * params.trucks_per_cell)
+    day_scale = 365.25 / (WEEKS_PER_YEAR * params.trucks_per_cell)
     intensity = np.empty_like(known)
     lower = np.empty(len(known), dtype=np.float32)
     upper = np.empty(len(known), dtype=np.float32)
@@ -238,8 +313,16 @@ def _intensity(
         known_total = smoothed.sum(axis=1, keepdims=True)
         profile = (smoothed + params.profile_prior * global_profile) / (known_total + params.profile_prior)
         total = known_total[:, 0] + unknown[lo : lo + CHUNK_ROWS]
-        intensity[lo : lo + CHUNK_ROWS] = (total[:, None] * profile * scale).astype(np.float32)
         low, high = poisson_interval(total)
+        if totals is not None:
+            rate = totals[lo : lo + CHUNK_ROWS] * day_scale
+            ratio = np.divide(rate, total, out=np.zeros_like(rate), where=total > 0)
+            low, high = low * ratio, np.where(total > 0, high * ratio, rate + high * scale)
+            intensity[lo : lo + CHUNK_ROWS] = (rate[:, None] * profile).astype(np.float32)
+            lower[lo : lo + CHUNK_ROWS] = low / HOURS_PER_WEEK
+            upper[lo : lo + CHUNK_ROWS] = high / HOURS_PER_WEEK
+            continue
+        intensity[lo : lo + CHUNK_ROWS] = (total[:, None] * profile * scale).astype(np.float32)
         # weekly mean of profile × total × scale is total × scale / 168 (a profile sums to 1)
         lower[lo : lo + CHUNK_ROWS] = low * scale / HOURS_PER_WEEK
         upper[lo : lo + CHUNK_ROWS] = high * scale / HOURS_PER_WEEK
@@ -332,7 +415,15 @@ def _check_shapes(layer: RiskLayer) -> None:
     n = len(layer.cells)
     if layer.intensity.shape != (n, HOURS_PER_WEEK):
         raise ValueError(f"layer {layer.version}: intensity shape {layer.intensity.shape} does not match {n} cells")
-    for name in ("incident_count", "last_incident_s", "violent_count", "lower", "upper"):
+    for name in (
+        "incident_count",
+        "last_incident_s",
+        "violent_count",
+        "lower",
+        "upper",
+        "recent_share",
+        "recent_since_s",
+    ):
         array = getattr(layer, name)
         if array is not None and array.shape != (n,):
             raise ValueError(f"layer {layer.version}: {name} shape {array.shape} does not match {n} cells")

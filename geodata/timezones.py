@@ -15,10 +15,13 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import h3
+import h3.api.basic_int
 import numpy as np
 import tzfpy
 
 ZONE_RESOLUTION = 5
+# the layers' default resolution: an incident's zone is that of its cell at this resolution
+CELL_RESOLUTION = 8
 HOURS_PER_WEEK = 168
 # 1970-01-01 was a Thursday: 72 hours after Monday 00:00.
 _EPOCH_HOUR_OF_WEEK = 72
@@ -113,3 +116,33 @@ def _offsets_for(zone: str, utc: np.ndarray) -> np.ndarray:
     hours, inverse = np.unique(utc // 3600, return_inverse=True)
     per_hour = np.array([utc_offset_seconds(zone, int(h) * 3600) for h in hours], dtype=np.int64)
     return per_hour[inverse]
+
+
+def local_hour_of_week_at(lat: np.ndarray, lng: np.ndarray, utc_epoch_s: np.ndarray) -> np.ndarray:
+    """Local hour of week at points (latitude, longitude) at UTC instants.
+
+    The zone is the one scoring uses for the point's cell (the resolution-5 parent of its
+    resolution-8 cell, :func:`zone_of_cell`; H3 parents are not exact containers), so an
+    incident and a truck in the same cell at the same instant get the same hour, whatever
+    offset the incident's timestamp was written with.
+    """
+    utc = np.asarray(utc_epoch_s, dtype=np.int64)
+    if len(utc) == 0:
+        return np.zeros(0, dtype=np.int16)
+    to_cell = h3.api.basic_int.latlng_to_cell
+    lat_list, lng_list = np.asarray(lat, dtype=np.float64).tolist(), np.asarray(lng, dtype=np.float64).tolist()
+    cells = np.fromiter(
+        (to_cell(a, b, CELL_RESOLUTION) for a, b in zip(lat_list, lng_list, strict=True)), np.uint64, len(lat_list)
+    )
+    parents = parent_cells(cells, ZONE_RESOLUTION)
+    distinct, inverse = np.unique(parents, return_inverse=True)
+    zone_names = [zone_of_cell(int(p)) for p in distinct.tolist()]
+    names = sorted(set(zone_names))
+    code = {name: i for i, name in enumerate(names)}
+    zone_index = np.array([code[n] for n in zone_names], dtype=np.int32)[inverse]
+    offsets = np.zeros(len(utc), dtype=np.int64)
+    for i, name in enumerate(names):
+        mask = zone_index == i
+        if mask.any():
+            offsets[mask] = _offsets_for(name, utc[mask])
+    return hour_of_week(utc + offsets)

@@ -35,8 +35,17 @@ def build(store, *inputs, extra=()) -> str:
 
 def test_build_list_activate_export(tmp_path):
     store = tmp_path / "store"
-    version = build(store, seeds.INCIDENTS_CSV, extra=("--name", "seedcopy", "--synthetic"))
+    built = run_cli(
+        "layers", "build", str(seeds.INCIDENTS_CSV), "--out", str(store), "--name", "seedcopy", "--synthetic"
+    )
+    assert built.returncode == 0, built.stderr
+    version = built.stdout.strip().splitlines()[-1]
     assert version.startswith("seedcopy-")
+    # it prints what it fitted, and records it in the layer
+    assert "adaptive model fitted on 3 rolling origin(s)" in built.stderr and "time kernels" in built.stderr
+    header = json.loads(next(store.rglob("layer.json")).read_text())
+    assert header["metadata"]["fit"]["fallback"] is None
+    assert header["metadata"]["params"]["decay_half_lives"] == header["metadata"]["fit"]["half_lives"]
     assert build(store, seeds.INCIDENTS_CSV, extra=("--name", "seedcopy", "--synthetic")) == version  # content-derived
     listed = json.loads(run_cli("layers", "list", "--json", "--layer-dir", str(store)).stdout)
     assert [entry["version"] for entry in listed] == [version]
@@ -103,16 +112,36 @@ def test_activating_an_unknown_version_fails_cleanly(tmp_path):
     assert not (tmp_path / "ACTIVE").exists()
 
 
-def test_backtest_table_and_json():
-    common = ("layers", "backtest", str(seeds.INCIDENTS_CSV), "--train-until", "2025-07-01", "--test-days", "90")
-    table = run_cli(*common)
+def test_backtest_table_json_splits_and_plot(tmp_path):
+    common = ("layers", "backtest", str(seeds.INCIDENTS_CSV), "--train-until", "2025-04-01T00:00:00-06:00")
+    common += ("--test-days", "90", "--splits", "2")
+    table = run_cli(*common, "--out", str(tmp_path / "bt"))
     assert table.returncode == 0, table.stderr
-    for method in ("model", "counts", "kde", "uniform"):
+    for method in ("model", "model-near_repeat", "model-trend", "model-background", "kde", "recent", "counts"):
         assert method in table.stdout
-    report = json.loads(run_cli(*common, "--json").stdout)
-    methods = {m["name"]: m for m in report["methods"]}
-    assert methods["uniform"]["pai"]["0.05"] == pytest.approx(1.0)
-    assert methods["model"]["hit_rate"]["0.05"] > methods["counts"]["hit_rate"]["0.05"]
+    assert "mean of 2 non-empty split(s)" in table.stdout
+    assert (tmp_path / "bt" / "pai.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((tmp_path / "bt" / "backtest.json").read_text())
+    assert len(report["splits"]) == 2
+    assert report["splits"][1]["train_until"] == "2025-06-30T06:00:00Z"  # 90 days after 2025-04-01 06:00 UTC
+    methods = {m["name"]: m for m in report["mean"]}
+    assert methods["uniform"]["pai"]["0.05"] == pytest.approx(1.0, abs=0.03)
+    assert methods["model"]["loglik"] > methods["kde"]["loglik"]
+    assert methods["model"]["hit_rate"]["0.05"] > methods["recent"]["hit_rate"]["0.05"]
+
+
+def test_backtest_refuses_a_naive_date_unless_a_timezone_is_given():
+    common = ("layers", "backtest", str(POINTS), "--test-days", "60")
+    naive = run_cli(*common, "--train-until", "2024-06-01")
+    assert naive.returncode == 2 and "no UTC offset" in naive.stderr
+    zoned = run_cli(*common, "--train-until", "2024-06-01", "--timezone", "America/Monterrey", "--json")
+    assert zoned.returncode == 0, zoned.stderr
+    report = json.loads(zoned.stdout)
+    assert report["splits"][0]["train_until"] == "2024-06-01T06:00:00Z"
+    # one test incident (rey-005, July) after five training ones: reported, not PAI 0 of an empty window
+    assert report["splits"][0]["test_incidents"] == 1 and report["splits"][0]["empty"] is False
+    empty = run_cli(*common, "--train-until", "2025-06-01T00:00:00Z")
+    assert empty.returncode == 0 and "no test incidents in this window" in empty.stdout
 
 
 def test_server_picks_up_an_activated_layer(tmp_path):
@@ -139,3 +168,23 @@ def test_server_picks_up_an_activated_layer(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_incremental_build_adds_new_incidents_to_a_stored_layer(tmp_path):
+    hours = FIXTURES / "ingest" / "hours_utc.csv"
+    store, full_store = tmp_path / "store", tmp_path / "full"
+    first = build(store, hours, extra=("--name", "inc", "--activate"))
+    result = run_cli("layers", "build", str(POINTS), "--out", str(store), "--name", "inc", "--incremental")
+    assert result.returncode == 0, result.stderr
+    assert "incremental: 36 incidents of" in result.stderr and "+ 7 new" in result.stderr
+    added = result.stdout.strip().splitlines()[-1]
+    # the same layer as a full build on both files
+    assert added == build(full_store, hours, POINTS, extra=("--name", "inc")) != first
+    provenance = json.loads((store / "layers" / added / "provenance.json").read_text())
+    assert provenance["incremental_from"] == first
+    # an id already in the base rejects the update; a layer without stored incidents is refused
+    again = run_cli("layers", "build", str(POINTS), "--out", str(store), "--incremental", "--base", added)
+    assert again.returncode == 2 and "'mty-001' is already in layer" in again.stderr
+    (store / "layers" / first / "incidents.npz").unlink()
+    old = run_cli("layers", "build", str(POINTS), "--out", str(store), "--incremental", "--base", first)
+    assert old.returncode == 2 and "holds no incidents" in old.stderr

@@ -148,7 +148,7 @@ class RouteSegment(_message.Message):
     def __init__(self, start_km: _Optional[float] = ..., end_km: _Optional[float] = ..., start: _Optional[_Union[LatLng, _Mapping]] = ..., end: _Optional[_Union[LatLng, _Mapping]] = ..., enter_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_incidents: _Optional[float] = ..., share: _Optional[float] = ..., incident_count: _Optional[int] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., exposure: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Hotspot(_message.Message):
-    __slots__ = ("cell", "center", "risk", "incident_count", "last_incident_time", "expected_incidents", "pass_time")
+    __slots__ = ("cell", "center", "risk", "incident_count", "last_incident_time", "expected_incidents", "pass_time", "recent_activity", "recent_share", "recent_since")
     CELL_FIELD_NUMBER: _ClassVar[int]
     CENTER_FIELD_NUMBER: _ClassVar[int]
     RISK_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,9 @@ class Hotspot(_message.Message):
     LAST_INCIDENT_TIME_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
     PASS_TIME_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    RECENT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_SINCE_FIELD_NUMBER: _ClassVar[int]
     cell: str
     center: LatLng
     risk: float
@@ -163,7 +166,10 @@ class Hotspot(_message.Message):
     last_incident_time: _timestamp_pb2.Timestamp
     expected_incidents: float
     pass_time: _timestamp_pb2.Timestamp
-    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_incidents: _Optional[float] = ..., pass_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    recent_activity: bool
+    recent_share: float
+    recent_since: _timestamp_pb2.Timestamp
+    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_incidents: _Optional[float] = ..., pass_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recent_activity: _Optional[bool] = ..., recent_share: _Optional[float] = ..., recent_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CrossingPassage(_message.Message):
     __slots__ = ("port_number", "port_name", "crossing_name", "lane", "expected_wait_minutes", "wait_source", "observed_at", "direction", "location", "arrival_time", "closed", "expected_incidents", "operational_status")
@@ -270,7 +276,7 @@ class GetCellRiskRequest(_message.Message):
     def __init__(self, location: _Optional[_Union[LatLng, _Mapping]] = ..., cell: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetCellRiskResponse(_message.Message):
-    __slots__ = ("cell", "center", "resolution", "risk", "level", "incident_count", "last_incident_time", "layer_version", "time_zone", "hour_of_week", "hour_of_week_risk", "layer_synthetic", "risk_lower", "risk_upper", "violent_incident_count")
+    __slots__ = ("cell", "center", "resolution", "risk", "level", "incident_count", "last_incident_time", "layer_version", "time_zone", "hour_of_week", "hour_of_week_risk", "layer_synthetic", "risk_lower", "risk_upper", "violent_incident_count", "recent_activity", "recent_share", "recent_since")
     CELL_FIELD_NUMBER: _ClassVar[int]
     CENTER_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +292,9 @@ class GetCellRiskResponse(_message.Message):
     RISK_LOWER_FIELD_NUMBER: _ClassVar[int]
     RISK_UPPER_FIELD_NUMBER: _ClassVar[int]
     VIOLENT_INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    RECENT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_SINCE_FIELD_NUMBER: _ClassVar[int]
     cell: str
     center: LatLng
     resolution: int
@@ -301,7 +310,10 @@ class GetCellRiskResponse(_message.Message):
     risk_lower: float
     risk_upper: float
     violent_incident_count: int
-    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., resolution: _Optional[int] = ..., risk: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., layer_version: _Optional[str] = ..., time_zone: _Optional[str] = ..., hour_of_week: _Optional[int] = ..., hour_of_week_risk: _Optional[_Iterable[float]] = ..., layer_synthetic: _Optional[bool] = ..., risk_lower: _Optional[float] = ..., risk_upper: _Optional[float] = ..., violent_incident_count: _Optional[int] = ...) -> None: ...
+    recent_activity: bool
+    recent_share: float
+    recent_since: _timestamp_pb2.Timestamp
+    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., resolution: _Optional[int] = ..., risk: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., layer_version: _Optional[str] = ..., time_zone: _Optional[str] = ..., hour_of_week: _Optional[int] = ..., hour_of_week_risk: _Optional[_Iterable[float]] = ..., layer_synthetic: _Optional[bool] = ..., risk_lower: _Optional[float] = ..., risk_upper: _Optional[float] = ..., violent_incident_count: _Optional[int] = ..., recent_activity: _Optional[bool] = ..., recent_share: _Optional[float] = ..., recent_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BoundingBox(_message.Message):
     __slots__ = ("west", "south", "east", "north")
@@ -330,7 +342,7 @@ class ListHotspotsRequest(_message.Message):
     def __init__(self, bounds: _Optional[_Union[BoundingBox, _Mapping]] = ..., top: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CellHotspot(_message.Message):
-    __slots__ = ("cell", "center", "risk", "risk_lower", "risk_upper", "level", "incident_count", "violent_incident_count", "last_incident_time")
+    __slots__ = ("cell", "center", "risk", "risk_lower", "risk_upper", "level", "incident_count", "violent_incident_count", "last_incident_time", "recent_activity", "recent_share", "recent_since")
     CELL_FIELD_NUMBER: _ClassVar[int]
     CENTER_FIELD_NUMBER: _ClassVar[int]
     RISK_FIELD_NUMBER: _ClassVar[int]
@@ -340,6 +352,9 @@ class CellHotspot(_message.Message):
     INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     VIOLENT_INCIDENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_INCIDENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    RECENT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_SINCE_FIELD_NUMBER: _ClassVar[int]
     cell: str
     center: LatLng
     risk: float
@@ -349,7 +364,10 @@ class CellHotspot(_message.Message):
     incident_count: int
     violent_incident_count: int
     last_incident_time: _timestamp_pb2.Timestamp
-    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., risk_lower: _Optional[float] = ..., risk_upper: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., violent_incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    recent_activity: bool
+    recent_share: float
+    recent_since: _timestamp_pb2.Timestamp
+    def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., risk_lower: _Optional[float] = ..., risk_upper: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., incident_count: _Optional[int] = ..., violent_incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recent_activity: _Optional[bool] = ..., recent_share: _Optional[float] = ..., recent_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListHotspotsResponse(_message.Message):
     __slots__ = ("hotspots", "next_page_token", "layer_version", "total_size", "layer_synthetic")

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
 from geodata.errors import InputError
-from geodata.layer_store import LayerNotFoundError, LayerStore, export_csv
+from geodata.layer_store import LayerNotFoundError, LayerStore, export_csv, export_hourly_csv
 from geodata.layers import BuildParams, build_layer
 from service.cli.common import EXIT_BAD_INPUT, CliError, reports_errors
 
@@ -91,25 +93,78 @@ def build(
     municipalities: Municipalities = None,
     roads: Roads = None,
     resolution: Annotated[int, typer.Option(min=0, max=15, help="H3 resolution")] = 8,
-    half_life_days: Annotated[float, typer.Option(min=1.0, help="recency half-life")] = 365.0,
+    half_life_days: Annotated[
+        float, typer.Option(min=1.0, help="half-life of the hour profiles (and of every rate with --fixed)")
+    ] = 365.0,
+    horizon_days: Annotated[float, typer.Option(min=1.0, help="forecast horizon the model is fitted for")] = 90.0,
+    fixed: Annotated[bool, typer.Option("--fixed", help="the fixed recipe instead of the fitted model")] = False,
     name: Annotated[str, typer.Option(help="version prefix")] = "layer",
     synthetic: Annotated[bool, typer.Option(help="mark the layer as synthetic data")] = False,
     activate: Annotated[bool, typer.Option(help="activate the new layer")] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option("--incremental", help="add the inputs to a stored layer's incidents (--base, or the active one)"),
+    ] = False,
+    base: Annotated[str | None, typer.Option("--base", help="the layer --incremental starts from")] = None,
 ) -> None:
-    """Build a layer from incident files; prints the new version id last."""
+    """Build a layer from incident files (fitting the model on them); prints the new version id last."""
+    from geodata.adaptive import build_fitted_layer
+    from geodata.incremental import save_incidents
+    from geodata.layers import _cells_of
+
     incidents, sources = _read(inputs, column_map, timezone, municipalities, roads, resolution)
     params = BuildParams(resolution=resolution, half_life_days=half_life_days)
     inputs_meta = [source.provenance() for source in sources]
-    layer = build_layer(
-        incidents, params, road_cells=_road_cells(roads, resolution), name=name, synthetic=synthetic, inputs=inputs_meta
-    )
+    cells = _road_cells(roads, resolution)
+    own = _cells_of(incidents, resolution)
     store = LayerStore(out)
-    store.write(layer, {"inputs": inputs_meta, "params": params.__dict__, "synthetic": synthetic})
+    provenance: dict = {}
+    if incremental:
+        incidents, own, inputs_meta, provenance = _add_to_base(store, base, resolution, incidents, own, inputs_meta)
+    meta: dict[str, Any] = {"name": name, "synthetic": synthetic, "inputs": inputs_meta}
+    if fixed:
+        layer = build_layer(incidents, params, road_cells=cells, own_cells=own, **meta)
+    else:
+        layer, report = build_fitted_layer(
+            incidents, params, road_cells=cells, horizon_days=horizon_days, own_cells=own, **meta
+        )
+        print(report.describe(), file=sys.stderr)
+        params = report.params
+    provenance = {"inputs": inputs_meta, "params": asdict(params), "synthetic": synthetic, **provenance}
+    store.write(layer, provenance, attach=lambda folder: save_incidents(incidents, own, folder))
     if activate:
         store.activate(layer.version)
         _broadcast(layer.version)
     print(f"{len(incidents)} incidents → {len(layer.cells)} cells{' (activated)' if activate else ''}", file=sys.stderr)
     print(layer.version)
+
+
+def _add_to_base(store: LayerStore, base: str | None, resolution: int, incidents, own, inputs_meta):
+    """The base layer's stored incidents plus the new ones, for ``--incremental``."""
+    from geodata.incremental import load_incidents, merge
+
+    version = base or store.active_version()
+    if not version:
+        raise CliError("--incremental needs --base VERSION or an active layer in --out", EXIT_BAD_INPUT)
+    try:
+        folder = store.folder(version)
+        base_layer = store.load(version)
+        stored, stored_cells = load_incidents(folder)
+    except LayerNotFoundError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    except FileNotFoundError:
+        raise CliError(
+            f"layer {version} holds no incidents (built before incremental builds): build it again in full",
+            EXIT_BAD_INPUT,
+        ) from None
+    if base_layer.resolution != resolution:
+        raise CliError(f"layer {version} has H3 resolution {base_layer.resolution}, not {resolution}", EXIT_BAD_INPUT)
+    try:
+        merged, cells = merge(stored, stored_cells, incidents, own, version)
+    except InputError as exc:
+        raise _report_input_error(exc) from None
+    print(f"incremental: {len(stored)} incidents of {version} + {len(incidents)} new", file=sys.stderr)
+    return merged, cells, [*base_layer.metadata.get("inputs", []), *inputs_meta], {"incremental_from": version}
 
 
 @layers_app.command("list")
@@ -180,12 +235,20 @@ def export(
     version: Annotated[str, typer.Argument()],
     out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
     layer_dir: LayerDir,
+    hourly: Annotated[
+        bool, typer.Option("--hourly", help="long format: h3_cell, hour_of_week (0 = Monday 00:00 local), intensity")
+    ] = False,
 ) -> None:
-    """Export a layer as CSV: one row per cell with its weekly mean intensity and bounds."""
+    """Export a layer as CSV: one row per cell with its weekly mean intensity and bounds (or, with
+    --hourly, one row per cell and local hour of week)."""
     try:
         layer = LayerStore(layer_dir).load(version)
     except LayerNotFoundError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    if hourly:
+        rows = export_hourly_csv(layer, out)
+        print(f"{rows} cell-hours written to {out}", file=sys.stderr)
+        return
     rows = export_csv(layer, out)
     print(f"{rows} cells written to {out}", file=sys.stderr)
 
@@ -194,31 +257,55 @@ def export(
 @reports_errors
 def backtest_command(
     inputs: Annotated[list[Path], typer.Argument(help="incident files (as for build)")],
-    train_until: Annotated[str, typer.Option("--train-until", help="ISO date: train before, test from")],
-    test_days: Annotated[int, typer.Option("--test-days", min=1, help="days predicted after --train-until")],
-    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
+    train_until: Annotated[str, typer.Option("--train-until", help="ISO date: first split trains before, tests from")],
+    test_days: Annotated[int, typer.Option("--test-days", min=1, help="days predicted after each origin")],
+    splits: Annotated[int, typer.Option("--splits", min=1, help="consecutive test windows (rolling origin)")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout, every number")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="folder for pai.png (and backtest.json)")] = None,
     column_map: ColumnMap = None,
     timezone: Timezone = None,
     municipalities: Municipalities = None,
     roads: Roads = None,
     resolution: Annotated[int, typer.Option(min=0, max=15, help="H3 resolution")] = 8,
-    half_life_days: Annotated[float, typer.Option(min=1.0, help="recency half-life")] = 365.0,
+    half_life_days: Annotated[float, typer.Option(min=1.0, help="half-life of the hour profiles")] = 365.0,
 ) -> None:
-    """How well would the model have predicted the next N days? PAI and hit rate vs baselines."""
-    from geodata.backtest import backtest, format_table
+    """How well would the model have predicted the next N days? PAI, hit rate and log-likelihood vs baselines."""
+    from geodata.backtest import backtest, format_table, plot_pai
 
-    try:
-        until = datetime.fromisoformat(train_until)
-    except ValueError:
-        raise CliError(f"--train-until {train_until!r} is not an ISO 8601 date", EXIT_BAD_INPUT) from None
-    until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
+    until = _instant(train_until, timezone)
     incidents, _ = _read(inputs, column_map, timezone, municipalities, roads, resolution)
     params = BuildParams(resolution=resolution, half_life_days=half_life_days)
     cells = _road_cells(roads, resolution)
     try:
         report = backtest(
-            incidents, train_until_s=int(until.timestamp()), test_days=test_days, params=params, road_cells=cells
+            incidents, train_until_s=until, test_days=test_days, splits=splits, params=params, road_cells=cells
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
-    print(json.dumps(report.to_dict(), indent=2) if as_json else format_table(report))
+    text = json.dumps(report.to_dict(), indent=2)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "backtest.json").write_text(text + "\n", encoding="utf-8")
+        if report.mean:
+            plot_pai(report, out_dir / "pai.png")
+            print(f"wrote {out_dir / 'pai.png'} and {out_dir / 'backtest.json'}", file=sys.stderr)
+    print(text if as_json else format_table(report))
+
+
+def _instant(text: str, timezone: str | None) -> int:
+    """Epoch seconds of an ISO date/time; a naive one is read in ``--timezone`` or refused."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--train-until {text!r} is not an ISO 8601 date", EXIT_BAD_INPUT) from None
+    if when.tzinfo is None:
+        if timezone is None:
+            raise CliError(
+                f"--train-until {text!r} has no UTC offset: add one (e.g. -06:00 or Z) or give --timezone",
+                EXIT_BAD_INPUT,
+            )
+        try:
+            when = when.replace(tzinfo=ZoneInfo(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CliError(f"--timezone {timezone!r} is not an IANA time zone", EXIT_BAD_INPUT) from None
+    return int(when.astimezone(UTC).timestamp())

@@ -276,9 +276,13 @@ def _hotspot(h: HotspotResult) -> pb.Hotspot:
         incident_count=h.incident_count,
         expected_incidents=h.expected,
         pass_time=timestamp(h.pass_s),
+        recent_share=h.recent_share,
     )
     if h.last_incident_s:
         message.last_incident_time.CopyFrom(timestamp(h.last_incident_s))
+    if h.recent_since_s:
+        message.recent_activity = True
+        message.recent_since.CopyFrom(timestamp(h.recent_since_s))
     return message
 
 
@@ -409,6 +413,10 @@ def _fill_cell_stats(message: pb.GetCellRiskResponse | pb.CellHotspot, stats: ce
         message.risk_upper = stats.risk_upper
     if stats.last_incident_s:
         message.last_incident_time.CopyFrom(timestamp(stats.last_incident_s))
+    message.recent_share = stats.recent_share
+    if stats.recent_since_s:
+        message.recent_activity = True
+        message.recent_since.CopyFrom(timestamp(stats.recent_since_s))
 
 
 def avoid_areas_response(layer: RiskLayer, result: avoid_areas.AvoidExport) -> pb.ExportAvoidAreasResponse:

@@ -12,10 +12,11 @@ import threading
 from dataclasses import dataclass
 
 import seeds
+from geodata.adaptive import build_fitted_layer
 from geodata.border import BorderData, WaitObservation, load_border_data
 from geodata.ingest import read_incidents
 from geodata.layer_store import LayerStore
-from geodata.layers import BuildParams, RiskLayer, build_layer
+from geodata.layers import BuildParams, RiskLayer
 from service.config import Settings
 from service.store.replicas import SharedState
 
@@ -90,10 +91,12 @@ class ServingState:
 
 def build_seed_layer(resolution: int = 8) -> RiskLayer:
     """The embedded default: the synthetic seed incidents, built by the same code as any layer
-    (``routerisk layers build seeds/incidents_synthetic.csv --name seed --synthetic``)."""
+    (``routerisk layers build seeds/incidents_synthetic.csv --name seed --synthetic``: the fitted model)."""
     incidents, sources = read_incidents([seeds.INCIDENTS_CSV], resolution=resolution)
     inputs = [source.provenance() for source in sources]
-    return build_layer(incidents, BuildParams(resolution=resolution), name="seed", synthetic=True, inputs=inputs)
+    return build_fitted_layer(
+        incidents, BuildParams(resolution=resolution), name="seed", synthetic=True, inputs=inputs
+    )[0]
 
 
 def initial_layer(settings: Settings, shared: SharedState | None = None) -> RiskLayer:

@@ -21,6 +21,8 @@ class CellStats:
     risk_lower: float | None
     risk_upper: float | None
     last_incident_s: int  # 0: none
+    recent_share: float = 0.0  # near-repeat share of the cell's rate (adaptive layers)
+    recent_since_s: int = 0  # set when the cell is elevated by recent activity
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def cell_risk(layer: RiskLayer, cell: int, at_s: int | None) -> CellRisk:
 
 def cell_stats(layer: RiskLayer, row: int, scale: float) -> CellStats:
     """Counts, last incident and bounds of a layer row (the weekly bounds times ``scale``)."""
+    elevated, share, since = layer.recent_activity(np.array([row]))
     lower = upper = None
     if layer.lower is not None and layer.upper is not None:
         lower, upper = float(layer.lower[row]) * scale, float(layer.upper[row]) * scale
@@ -79,4 +82,6 @@ def cell_stats(layer: RiskLayer, row: int, scale: float) -> CellStats:
         risk_lower=lower,
         risk_upper=upper,
         last_incident_s=int(layer.last_incident_s[row]),
+        recent_share=float(share[0]),
+        recent_since_s=int(since[0]) if elevated[0] else 0,
     )

@@ -115,6 +115,8 @@ class HotspotResult:
     last_incident_s: int
     expected: float
     pass_s: float
+    recent_share: float = 0.0  # near-repeat share of the cell's rate (adaptive layers)
+    recent_since_s: int = 0  # set when the cell is elevated by recent activity
 
 
 @dataclass(frozen=True)
@@ -431,6 +433,7 @@ def _hotspots(
     )
     order = [int(i) for i in top[np.lexsort((top, -per_cell[top]))] if per_cell[i] > 0]
     rows, found = layer.index(cells[order]) if order else (np.array([], dtype=np.intp), np.array([], dtype=bool))
+    elevated, share, since = layer.recent_activity(rows)
     out = []
     for k, i in enumerate(order):
         present = bool(found[k])
@@ -442,6 +445,8 @@ def _hotspots(
                 last_incident_s=int(layer.last_incident_s[rows[k]]) if present else 0,
                 expected=float(per_cell[i]),
                 pass_s=float(timeline.enter_s[first[i]]),
+                recent_share=float(share[k]) if present else 0.0,
+                recent_since_s=int(since[k]) if present and elevated[k] else 0,
             )
         )
     return tuple(out)

@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import h3
@@ -27,15 +28,16 @@ from geodata.incidents import (
     UNKNOWN_HOUR,
     IncidentSet,
     InvalidIncidentFileError,
-    incidents_from_rows,
 )
 from geodata.ingest import (
     SourceFile,
+    incidents_from_rows,
     is_sesnsp_municipal,
     read_incidents,
     read_point_incidents,
     read_sesnsp_municipal,
 )
+from geodata.timezones import zone_at
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "ingest"
@@ -61,15 +63,17 @@ def utc(*args) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp())
 
 
-# The fixture incidents, computed by hand: (id, UTC instant, local hour of week of the time as written).
-# Hour of week = 24 * weekday (Monday 0) + hour.
+# The fixture incidents, computed by hand: (id, UTC instant, local hour of week at the place at that
+# instant, whatever offset the file wrote). Hour of week = 24 * weekday (Monday 0) + hour.
+# Zones: Monterrey/Saltillo/Victoria America/Monterrey (-06:00 all year since 2022), Chihuahua
+# America/Chihuahua (-06:00 since 2022), Nuevo Laredo/Reynosa America/Matamoros (US DST: -06/-05).
 EXPECTED_POINTS = [
     ("mty-001", utc(2024, 3, 6, 4, 15), 1 * 24 + 22),  # Tue 2024-03-05 22:15 -06:00
-    ("slt-002", utc(2024, 3, 10, 3, 40), 6 * 24 + 3),  # Sun 2024-03-10 03:40 Z
-    ("cua-003", utc(2024, 1, 1, 6, 59, 59), 6 * 24 + 23),  # Sun 2023-12-31 23:59:59 -07:00
-    ("nld-004", utc(2024, 1, 1, 6, 0), 0),  # Mon 2024-01-01 00:00 -06:00
-    ("rey-005", utc(2024, 7, 19, 19, 5, 30), 4 * 24 + 13),  # Fri 2024-07-19 13:05:30.250 -06:00 (floored)
-    ("vic-006", utc(2024, 11, 3, 6, 30), 6 * 24 + 1),  # Sun 2024-11-03 01:30 -05:00
+    ("slt-002", utc(2024, 3, 10, 3, 40), 5 * 24 + 21),  # 03:40 Z = Sat 2024-03-09 21:40 in Saltillo
+    ("cua-003", utc(2024, 1, 1, 6, 59, 59), 0),  # 23:59:59 -07:00 = Mon 2024-01-01 00:59:59 in Chihuahua
+    ("nld-004", utc(2024, 1, 1, 6, 0), 0),  # Mon 2024-01-01 00:00 -06:00 (CST in Nuevo Laredo)
+    ("rey-005", utc(2024, 7, 19, 19, 5, 30), 4 * 24 + 14),  # 13:05:30 -06:00 = Fri 14:05:30 CDT in Reynosa
+    ("vic-006", utc(2024, 11, 3, 6, 30), 6 * 24 + 0),  # 01:30 -05:00 = Sun 00:30 in Victoria
     ("sal-007", utc(2024, 2, 29, 18, 0), 3 * 24 + 12),  # Thu 2024-02-29 12:00 -06:00
 ]
 EXPECTED_VIOLENT = [True, False, False, True, True, False, True]
@@ -139,7 +143,8 @@ def test_naive_local_times_with_a_timezone():
         utc(2024, 3, 10, 8, 0),  # Sun 2024-03-10 02:30 never happened (02:00 → 03:00): shifted to 03:00 CDT
         utc(2024, 3, 10, 14, 0),  # an explicit offset wins over the time zone
     ]
-    assert got.local_how.tolist() == [3 * 24 + 21, 0 * 24 + 8, 6 * 24 + 1, 6 * 24 + 2, 6 * 24 + 8]
+    # the local hour at the instant: the skipped 02:30 became 03:00 CDT, 08:00 -06:00 is 09:00 CDT
+    assert got.local_how.tolist() == [3 * 24 + 21, 0 * 24 + 8, 6 * 24 + 1, 6 * 24 + 3, 6 * 24 + 9]
 
 
 def test_naive_local_times_without_a_timezone_are_rejected_row_by_row():
@@ -277,8 +282,8 @@ def test_parquet_with_typed_timestamps(tmp_path):
     points.to_parquet(tmp_path / "typed.parquet")
     got = read_point_incidents(tmp_path / "typed.parquet")
     assert got.utc_s.tolist() == [e[1] for e in EXPECTED_POINTS]
-    # a UTC-typed column keeps only the instant: the hour of week is the UTC one
-    assert got.local_how[0] == 2 * 24 + 4  # Wed 2024-03-06 04:15 UTC
+    # a UTC-typed column keeps only the instant: the hour of week is still the local one at the place
+    assert got.local_how[0] == 1 * 24 + 22  # Wed 2024-03-06 04:15 UTC = Tue 22:15 in Monterrey
 
 
 def test_incidents_from_rows_keeps_its_meaning():
@@ -636,7 +641,12 @@ def test_random_valid_rows_round_trip(rows):
             when = when.replace("+00:00", "Z")
         records.append(_row(f"id-{i}", when, latitude=repr(lat), longitude=repr(lng), type=kind, violent=violent))
         instant = wall.replace(tzinfo=offset).timestamp()
-        how = wall.weekday() * 24 + wall.hour
+        # the local hour at the place (zone of its resolution-5 parent, as scoring looks it up)
+        parent = h3.cell_to_parent(h3.latlng_to_cell(lat, lng, 8), 5)
+        local = datetime.fromtimestamp(int(np.floor(instant)), UTC).astimezone(
+            ZoneInfo(zone_at(*h3.cell_to_latlng(parent)))
+        )
+        how = local.weekday() * 24 + local.hour
         expected.append(
             (int(np.floor(instant)), how, lat, lng, kind, violent.lower() in ("true", "1", "yes", "si", "sí"))
         )

@@ -11,7 +11,8 @@ import h3
 import numpy as np
 import pytest
 
-from geodata.incidents import UNKNOWN_HOUR, incidents_from_rows
+from geodata.incidents import UNKNOWN_HOUR
+from geodata.ingest import incidents_from_rows
 from geodata.layer_store import EXPORT_COLUMNS, LayerNotFoundError, LayerStore, export_csv
 from geodata.layers import BuildParams, build_layer, load_layer, poisson_interval, save_layer
 
@@ -200,3 +201,20 @@ def test_activating_a_missing_or_broken_layer_changes_nothing(tmp_path):
         store.activate(bad.version)
     assert store.active_version() == good.version
     assert not [p for p in (tmp_path / "layers").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_hourly_export_is_long_format_with_every_hour(tmp_path):
+    from geodata.layer_store import HOURLY_COLUMNS, export_hourly_csv
+
+    layer = build_layer(incidents_from_rows(rows(40, hour=23)), name="t")
+    count = export_hourly_csv(layer, tmp_path / "hourly.csv")
+    assert count == len(layer.cells) * 168
+    with open(tmp_path / "hourly.csv", newline="") as handle:
+        got = list(csv.DictReader(handle))
+    assert tuple(got[0]) == HOURLY_COLUMNS
+    first = [r for r in got if r["h3_cell"] == h3.int_to_str(int(layer.cells[0]))]
+    assert [int(r["hour_of_week"]) for r in first] == list(range(168))
+    np.testing.assert_allclose([float(r["intensity_per_hour"]) for r in first], layer.intensity[0], rtol=1e-6)
+    # the incidents are at 23:00 Mexico City time on Mondays..Sundays: hour 23 of some day is the peak
+    peak = int(np.argmax(layer.intensity[np.argmax(layer.weekly_mean)]))
+    assert peak % 24 == 23

@@ -10,7 +10,7 @@ import h3
 import pytest
 
 import seeds
-from geodata.incidents import read_canonical_csv
+from geodata.ingest import read_point_incidents
 from geodata.layer_store import LayerStore
 from geodata.layers import build_layer
 from routerisk.v1 import route_risk_service_pb2 as pb
@@ -26,7 +26,7 @@ MEXICO_CITY_BOX = pb.BoundingBox(west=-99.6, south=19.0, east=-98.6, north=20.0)
 @pytest.fixture(scope="module")
 def two_layers(tmp_path_factory):
     """A store with two real layers from the seed incidents (before 2025, and all)."""
-    incidents = read_canonical_csv(seeds.INCIDENTS_CSV)
+    incidents = read_point_incidents(seeds.INCIDENTS_CSV)
     early = build_layer(incidents.select(incidents.utc_s < 1_735_689_600), name="early")
     full = build_layer(incidents, name="full")
     store = LayerStore(tmp_path_factory.mktemp("store"))

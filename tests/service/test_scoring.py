@@ -11,7 +11,7 @@ import pytest
 from shapely.geometry import LineString
 
 from geodata.border import BorderData
-from geodata.incidents import incidents_from_rows
+from geodata.ingest import incidents_from_rows
 from geodata.layers import BuildParams, build_layer
 from geodata.route import from_points
 from service.usecases.scoring import (

@@ -1,0 +1,451 @@
+"""The adaptive model: background + near-repeat (self-exciting) + trend, fitted on the data.
+
+In the spirit of Mohler et al. (2011, "Self-exciting point process modeling of crime",
+JASA 106:100–108) and of ETAS forecasts, the expected number of incidents in cell ``c``
+over the next ``V`` days (the horizon) is
+
+    λ_c = g_c · ( Σ_k a_k · D_k(c) + Σ_k b_k · R_k(c) + Σ_k e_k · W_k(c) + f )
+
+* ``D_k(c)`` = Σ over past incidents in the cell of ``v·s · (ln2/h_k) · 0.5^(age/h_k)``:
+  exponential time kernels of half-life ``h_k`` (3 days … 4 years), in incidents per day;
+  ``R_k`` the same spread evenly over the cell and its ring, ``W_k`` as a Gaussian of the
+  grid distance (σ = 1 ring, out to 2 rings), each normalised over its disk (with a road
+  layer, over the disk's road cells and cells with incidents; mass that lands outside the
+  layer's cells is dropped).  Each (time, space) kernel has its own weight: the mixture
+  learns how fast and how far risk spreads.  Short half-lives are the self-exciting,
+  near-repeat part (an incident raises the risk nearby for days to weeks, then fades: the
+  ETAS forecast of a triggering kernel ``θ ω e^(−ω t)`` over a window is exactly such a
+  decayed count); long half-lives and ``f`` (a uniform floor per layer cell) are the
+  long-term background.  ``v`` = 1.5 for violent, ``s`` = the entry's share.
+* every layer cell keeps at least 1 % of the mean cell's rate (``MIN_FLOOR_SHARE``): a
+  neighbour of a hotspot is never risk-free.
+* ``g_c = ((S_c + a) / (L_c + a))^β`` is the trend: ``S`` and ``L`` are the cell's
+  ring-smoothed rates at half-lives of 60 days and 4 years; ``β > 0`` extrapolates
+  rising hotspots up and fading ones down.
+
+**Fitting (no tuning by the user).**  Rolling origins inside the data: ``o_j = end − j·V``
+(``j = 1..J``, ``J`` = max(3, 270 days / V) up to 40, as far as the data allow with at least
+``V`` days before each).  For each
+origin the maps above are computed from the incidents before it and scored against the
+incidents of ``[o_j, o_j + V)`` by Poisson log-likelihood on the cells the model covers.
+The non-negative weights ``a, b, e, f`` maximise that likelihood (EM: multiplicative
+updates, concave, so the optimum is global), for each ``β`` of a small grid; the best
+``β`` wins.  The weights are then applied with ages counted from the end of the data.
+Everything is recorded in the layer's ``params``.
+
+**Fallback** (documented, never a crash): with fewer than ``MIN_FIT_INCIDENTS`` incidents
+or less than two horizons of history, the fixed mix ``FALLBACK`` (half cell, half ring,
+365-day half-life, no trend) is used and the report says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import h3.api.basic_int as h3i
+import numpy as np
+
+from geodata.incidents import IncidentSet
+from geodata.layers import BuildParams, RiskLayer, _cells_of, build_layer, kernel_rates
+
+HALF_LIVES = (3.0, 10.0, 30.0, 90.0, 365.0, 1460.0)
+# spatial kernels over grid distance 0, 1, 2 (each normalised over its disk): the cell alone, the
+# cell and its ring evenly, and a Gaussian of σ = 1 ring out to 2 rings
+SPATIAL_KERNELS = {
+    "cell": (1.0, 0.0, 0.0),
+    "ring": (1.0, 1.0, 0.0),
+    "wide": (1.0, math.exp(-0.5), math.exp(-2.0)),
+}
+DISK_RINGS = 2
+# kernels with half-lives up to this are the near-repeat (self-exciting) part; from BACKGROUND_DAYS on,
+# with the floor, the background
+NEAR_REPEAT_DAYS = 30.0
+BACKGROUND_DAYS = 365.0
+TREND_EXPONENTS = (0.0, 0.25, 0.5, 1.0)
+# rolling origins: at least 3, and enough to cover VALIDATION_DAYS of validation windows (at most 40)
+MIN_ORIGINS = 3
+MAX_ORIGINS = 40
+VALIDATION_DAYS = 270.0
+MIN_FIT_INCIDENTS = 30
+EM_ITERATIONS = 300
+# every layer cell keeps at least this share of the layer's mean cell rate (no cell is risk-free)
+MIN_FLOOR_SHARE = 0.01
+PARTS = ("near_repeat", "background", "trend")
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What was fitted, on what, and how well (per validation incident, nats)."""
+
+    params: BuildParams
+    horizon_days: float
+    origins_s: tuple[int, ...]
+    validation_incidents: float
+    loglik_per_incident: float  # mean log-likelihood gain over a uniform spread on the covered cells
+    fallback: str | None = None
+    without: tuple[str, ...] = ()
+
+    part_shares: tuple[tuple[str, float], ...] = ()
+
+    def shares(self) -> dict[str, float]:
+        """Share of the fitted forecast on the validation windows by part: near-repeat (kernels of
+        half-life ≤ 30 days), medium, background (≥ 365 days, and the floor)."""
+        return dict(self.part_shares) or {"near_repeat": 0.0, "medium": 0.0, "background": 1.0}
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "horizon_days": self.horizon_days,
+            "origins_s": list(self.origins_s),
+            "validation_incidents": self.validation_incidents,
+            "loglik_per_incident": self.loglik_per_incident,
+            "fallback": self.fallback,
+            "without": list(self.without),
+            "half_lives": list(p.decay_half_lives),
+            "weights_cell": list(p.decay_weights_cell),
+            "weights_ring": list(p.decay_weights_ring),
+            "weights_wide": list(p.decay_weights_wide),
+            "floor_per_cell_day": p.floor_per_cell_day,
+            "trend_exponent": p.trend_exponent,
+            "shares": self.shares(),
+        }
+
+    def describe(self) -> str:
+        """A few lines for ``layers build``: what was fitted."""
+        p = self.params
+        if self.fallback:
+            head = f"adaptive model: fallback ({self.fallback})"
+        else:
+            head = (
+                f"adaptive model fitted on {len(self.origins_s)} rolling origin(s), horizon {self.horizon_days:g} d, "
+                f"{self.validation_incidents:g} validation incidents, "
+                f"log-likelihood gain {self.loglik_per_incident:+.3f} nats/incident over uniform"
+            )
+        kernels = ", ".join(
+            f"{h:g}d {c:.3g}/{r:.3g}/{w:.3g}"
+            for h, c, r, w in zip(
+                p.decay_half_lives, p.decay_weights_cell, p.decay_weights_ring, p.decay_weights_wide, strict=True
+            )
+        )
+        share = self.shares()
+        return "\n".join(
+            [
+                head,
+                f"  time kernels (half-life: cell/ring/wide weight): {kernels}",
+                f"  floor {p.floor_per_cell_day:.3g} incidents/cell/day, trend exponent {p.trend_exponent:g}",
+                f"  share of the forecast: near-repeat {share['near_repeat']:.0%}, medium {share['medium']:.0%}, "
+                f"background {share['background']:.0%}",
+            ]
+        )
+
+
+def fallback_params(params: BuildParams) -> BuildParams:
+    """The fixed mix used when there is too little data to fit."""
+    return replace(
+        params,
+        decay_half_lives=(365.0,),
+        decay_weights_cell=(0.5,),
+        decay_weights_ring=(0.5,),
+        decay_weights_wide=(0.0,),
+        floor_per_cell_day=0.0,
+        trend_exponent=0.0,
+    )
+
+
+class Disks:
+    """Every source cell's disk out to DISK_RINGS rings, as (source, target, distance) triples.
+
+    With ``support``, only targets in it (and the source itself) are kept, and each kernel is
+    normalised over what is kept: risk moves along the road, not into the fields beside it.
+    """
+
+    def __init__(self, sources: np.ndarray, support: np.ndarray | None = None) -> None:
+        src: list[int] = []
+        tgt: list[int] = []
+        dist: list[int] = []
+        for i, cell in enumerate(sources.tolist()):
+            for k, ring in enumerate(_rings(cell)):
+                src.extend([i] * len(ring))
+                tgt.extend(ring)
+                dist.extend([k] * len(ring))
+        self.n = len(sources)
+        self.source = np.array(src, dtype=np.int64)
+        self.target = np.array(tgt, dtype=np.uint64)
+        self.distance = np.array(dist, dtype=np.int8)
+        if support is not None:
+            keep = (self.distance == 0) | np.isin(self.target, support)
+            self.source, self.target, self.distance = self.source[keep], self.target[keep], self.distance[keep]
+        self._norms: dict[str, np.ndarray] = {}
+
+    def share(self, kernel: str) -> np.ndarray:
+        """Per triple, the share of its source's mass that the kernel sends to its target."""
+        if kernel not in self._norms:
+            values = np.asarray(SPATIAL_KERNELS[kernel])[self.distance]
+            norm = np.bincount(self.source, weights=values, minlength=self.n)
+            self._norms[kernel] = values / norm[self.source]
+        return self._norms[kernel]
+
+    def spread(self, mass: np.ndarray, kernel: str, cells: np.ndarray) -> np.ndarray:
+        """``mass`` per source (n,) or (n, m) spread onto the sorted ``cells`` (others dropped)."""
+        share = self.share(kernel)
+        rows = np.minimum(np.searchsorted(cells, self.target), max(len(cells) - 1, 0))
+        inside = cells[rows] == self.target if len(cells) else np.zeros(len(rows), dtype=bool)
+        mass = np.asarray(mass, dtype=np.float64)
+        if mass.ndim == 1:
+            return np.bincount(rows[inside], weights=(mass[self.source] * share)[inside], minlength=len(cells))
+        out = np.zeros((len(cells), mass.shape[1]))
+        for j in range(mass.shape[1]):
+            out[:, j] = np.bincount(rows[inside], weights=(mass[self.source, j] * share)[inside], minlength=len(cells))
+        return out
+
+
+def _rings(cell: int) -> list[list[int]]:
+    return [[cell], *(h3i.grid_ring(cell, k) for k in range(1, DISK_RINGS + 1))]
+
+
+def adaptive_totals(
+    incidents: IncidentSet,
+    source_rows: np.ndarray,
+    source_cells: np.ndarray,
+    cells: np.ndarray,
+    params: BuildParams,
+    support: np.ndarray | None,
+    as_of: int,
+    disks: Disks | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sorted ``cells``: expected incidents per day under the fitted mixture, the share of it from
+    the near-repeat kernels, and the earliest incident of the last ``NEAR_REPEAT_DAYS`` days in the
+    cell or its ring (epoch seconds, 0 when none)."""
+    base = np.where(incidents.violent, params.violent_weight, 1.0) * incidents.weights
+    kernels = (*params.decay_half_lives, *params.trend_half_lives)
+    per_entry = kernel_rates(incidents.utc_s, base, kernels, as_of)
+    n = len(source_cells)
+    per_source = np.column_stack(
+        [np.bincount(source_rows, weights=per_entry[:, j], minlength=n) for j in range(len(kernels))]
+    )
+    k = len(params.decay_half_lives)
+    near = np.asarray(params.decay_half_lives) <= NEAR_REPEAT_DAYS
+    disks = disks or Disks(source_cells, support)
+    totals = np.full(len(cells), params.floor_per_cell_day)
+    near_totals = np.zeros(len(cells))
+    for name, weights in (
+        ("cell", params.decay_weights_cell),
+        ("ring", params.decay_weights_ring),
+        ("wide", params.decay_weights_wide),
+    ):
+        w = np.asarray(weights, dtype=np.float64)
+        if len(w) and w.any():
+            totals += disks.spread(per_source[:, :k] @ w, name, cells)
+            if (w * near).any():
+                near_totals += disks.spread(per_source[:, :k] @ (w * near), name, cells)
+    if params.trend_exponent != 0.0:
+        trend = disks.spread(per_source[:, k:], "ring", cells)
+        prior = params.trend_prior_per_day
+        factor = ((trend[:, 0] + prior) / (trend[:, 1] + prior)) ** params.trend_exponent
+        totals *= factor
+        near_totals *= factor
+    # no layer cell is risk-free: at least MIN_FLOOR_SHARE of the mean cell's rate
+    floor = MIN_FLOOR_SHARE * float(totals.mean()) if len(totals) else 0.0
+    totals = np.maximum(totals, floor)
+    share = np.divide(near_totals, totals, out=np.zeros(len(cells)), where=totals > 0)
+    return (
+        totals,
+        np.clip(share, 0.0, 1.0).astype(np.float32),
+        _recent_since(incidents, source_rows, disks, cells, as_of),
+    )
+
+
+def _recent_since(
+    incidents: IncidentSet, source_rows: np.ndarray, disks: Disks, cells: np.ndarray, as_of: int
+) -> np.ndarray:
+    """Earliest incident of the last NEAR_REPEAT_DAYS days in each cell or its ring (0 when none)."""
+    utc = np.asarray(incidents.utc_s, dtype=np.int64)
+    recent = (utc >= as_of - int(NEAR_REPEAT_DAYS * 86400)) & (utc <= as_of)
+    big = np.iinfo(np.int64).max
+    first = np.full(disks.n, big, dtype=np.int64)
+    np.minimum.at(first, source_rows[recent], utc[recent])
+    out = np.full(len(cells), big, dtype=np.int64)
+    near = disks.distance <= 1
+    targets, sources = disks.target[near], disks.source[near]
+    if len(cells):
+        rows = np.minimum(np.searchsorted(cells, targets), len(cells) - 1)
+        inside = cells[rows] == targets
+        np.minimum.at(out, rows[inside], first[sources[inside]])
+    return np.where(out == big, 0, out)
+
+
+def fit(
+    incidents: IncidentSet,
+    params: BuildParams | None = None,
+    *,
+    road_cells: np.ndarray | None = None,
+    horizon_days: float = 90.0,
+    as_of_s: int | None = None,
+    own_cells: np.ndarray | None = None,
+    without: Iterable[str] = (),
+) -> FitReport:
+    """Fit the adaptive model's parameters on ``incidents`` (all before ``as_of_s``).
+
+    ``without`` drops parts (``near_repeat``, ``background``, ``trend``): the backtest's
+    ablations.  Deterministic for the same inputs.
+    """
+    params = params or BuildParams()
+    without = tuple(sorted(set(without)))
+    unknown_parts = set(without) - set(PARTS)
+    if unknown_parts:
+        raise ValueError(f"unknown model parts {sorted(unknown_parts)} (one of {', '.join(PARTS)})")
+    if not horizon_days > 0:
+        raise ValueError(f"horizon_days must be positive, got {horizon_days}")
+    n = len(incidents)
+    if n == 0:
+        return FitReport(fallback_params(params), horizon_days, (), 0.0, 0.0, "no incidents", without)
+    utc = np.asarray(incidents.utc_s, dtype=np.int64)
+    end = int(utc.max()) if as_of_s is None else int(as_of_s)
+    start = int(utc.min())
+    horizon_s = int(horizon_days * 86400)
+    count = min(max(MIN_ORIGINS, math.ceil(VALIDATION_DAYS / horizon_days)), MAX_ORIGINS)
+    origins = [end - j * horizon_s for j in range(1, count + 1) if end - j * horizon_s - horizon_s >= start]
+    weights = incidents.weights
+    if n < MIN_FIT_INCIDENTS or not origins:
+        why = (
+            f"{n} incidents, fewer than {MIN_FIT_INCIDENTS}"
+            if n < MIN_FIT_INCIDENTS
+            else f"{(end - start) / 86400:.0f} days of data, fewer than two {horizon_days:g}-day horizons"
+        )
+        return FitReport(fallback_params(params), horizon_days, (), 0.0, 0.0, why, without)
+
+    half_lives = tuple(
+        h
+        for h in HALF_LIVES
+        if not ("near_repeat" in without and h <= NEAR_REPEAT_DAYS)
+        and not ("background" in without and h >= BACKGROUND_DAYS)
+    )
+    own = _cells_of(incidents, params.resolution) if own_cells is None else np.asarray(own_cells, dtype=np.uint64)
+    sources, rows = np.unique(own, return_inverse=True)
+    support = None if road_cells is None else np.union1d(sources, np.asarray(road_cells, dtype=np.uint64))
+    disks = Disks(sources, support)
+    base = np.where(incidents.violent, params.violent_weight, 1.0) * weights
+    kernels = (*half_lives, *params.trend_half_lives)
+    k = len(half_lives)
+    spatial = tuple(SPATIAL_KERNELS)
+
+    # per origin: the covered cells (sources before it and their rings), [k maps per spatial kernel | floor],
+    # the trend's short and long rates, and the validation counts
+    blocks_x, blocks_y, blocks_trend = [], [], []
+    validation = 0.0
+    for origin in origins:
+        before = utc < origin
+        after = (utc >= origin) & (utc < origin + horizon_s)
+        per_entry = kernel_rates(utc[before], base[before], kernels, origin)
+        per_source = np.column_stack(
+            [np.bincount(rows[before], weights=per_entry[:, j], minlength=len(sources)) for j in range(len(kernels))]
+        )
+        seen = np.unique(rows[before])
+        covered = np.unique(disks.target[np.isin(disks.source, seen) & (disks.distance <= 1)])
+        maps = [disks.spread(per_source[:, :k], name, covered) for name in spatial]
+        trend = disks.spread(per_source[:, k:], "ring", covered)
+        observed = np.zeros(len(covered))
+        pos = np.minimum(np.searchsorted(covered, own[after]), len(covered) - 1)
+        inside = covered[pos] == own[after]
+        np.add.at(observed, pos[inside], weights[after][inside])
+        validation += float(weights[after].sum())
+        floor = np.zeros((len(covered), 1)) if "background" in without else np.ones((len(covered), 1))
+        blocks_x.append(np.column_stack([*maps, floor]) * horizon_days)
+        blocks_y.append(observed)
+        blocks_trend.append(trend)
+    x_all = np.concatenate(blocks_x)
+    y_all = np.concatenate(blocks_y)
+    trend_all = np.concatenate(blocks_trend)
+    prior = params.trend_prior_per_day
+    ratio = (trend_all[:, 0] + prior) / (trend_all[:, 1] + prior)
+
+    best: tuple[float, float, np.ndarray] | None = None
+    for beta in (0.0,) if "trend" in without else TREND_EXPONENTS:
+        xg = x_all * (ratio**beta)[:, None]
+        w = _em_poisson(xg, y_all)
+        lam = xg @ w
+        loglik = float(np.sum(y_all * np.log(np.maximum(lam, 1e-300))) - lam.sum())
+        if best is None or loglik > best[1] + 1e-9:
+            best = (beta, loglik, w)
+    assert best is not None
+    beta, _, w = best
+    xg = x_all * (ratio**beta)[:, None]
+    gain = _gain_over_uniform(xg @ w, blocks_y)
+    per_column = (xg * w[None, :]).sum(axis=0)
+    h_all = np.array([*half_lives * len(spatial), math.inf])
+    total = max(float(per_column.sum()), 1e-300)
+    near = float(per_column[h_all <= NEAR_REPEAT_DAYS].sum()) / total
+    back = float(per_column[h_all >= BACKGROUND_DAYS].sum()) / total
+    shares = (("near_repeat", near), ("medium", max(1.0 - near - back, 0.0)), ("background", back))
+    fitted = replace(
+        params,
+        decay_half_lives=tuple(float(h) for h in half_lives),
+        decay_weights_cell=tuple(float(v) for v in w[0:k]),
+        decay_weights_ring=tuple(float(v) for v in w[k : 2 * k]),
+        decay_weights_wide=tuple(float(v) for v in w[2 * k : 3 * k]),
+        floor_per_cell_day=float(w[3 * k]),
+        trend_exponent=float(beta),
+    )
+    origins_s = tuple(int(o) for o in origins)
+    return FitReport(fitted, float(horizon_days), origins_s, validation, gain, None, without, shares)
+
+
+def _gain_over_uniform(lam: np.ndarray, blocks_y: list[np.ndarray]) -> float:
+    """Mean log-likelihood per validation incident of the normalised forecast, minus a uniform one's."""
+    total, gain, lo = 0.0, 0.0, 0
+    for y in blocks_y:
+        part = lam[lo : lo + len(y)]
+        lo += len(y)
+        if y.sum() <= 0 or part.sum() <= 0:
+            continue
+        p = np.maximum(part / part.sum(), 1e-300)
+        gain += float(np.sum(y * (np.log(p) + math.log(len(y)))))
+        total += float(y.sum())
+    return gain / total if total > 0 else 0.0
+
+
+def _em_poisson(x: np.ndarray, y: np.ndarray, iterations: int = EM_ITERATIONS) -> np.ndarray:
+    """Non-negative ``w`` maximising Σ y·log(x·w) − Σ x·w (EM / multiplicative updates).
+
+    Each update multiplies ``w_k`` by Σ_c y_c x_ck / λ_c ÷ Σ_c x_ck; the objective is concave
+    in ``w`` and the updates increase it monotonically. Columns that are all zero get 0.
+    """
+    column_mass = x.sum(axis=0)
+    active = column_mass > 0
+    w = np.zeros(x.shape[1])
+    if not active.any() or y.sum() <= 0:
+        return w
+    xa = x[:, active]
+    ca = column_mass[active]
+    wa = np.full(int(active.sum()), y.sum() / ca.sum())
+    keep = y > 0
+    xy = xa[keep]
+    yy = y[keep]
+    for _ in range(iterations):
+        lam = np.maximum(xy @ wa, 1e-300)
+        wa = wa * ((xy.T @ (yy / lam)) / ca)
+    w[active] = wa
+    return w
+
+
+def build_fitted_layer(
+    incidents: IncidentSet,
+    params: BuildParams | None = None,
+    *,
+    road_cells: np.ndarray | None = None,
+    horizon_days: float = 90.0,
+    own_cells: np.ndarray | None = None,
+    **metadata: Any,
+) -> tuple[RiskLayer, FitReport]:
+    """Fit the model on ``incidents`` and build its layer (what ``layers build`` and the seed layer do);
+    the fit is recorded in the layer's metadata under ``fit``."""
+    params = params or BuildParams()
+    own = _cells_of(incidents, params.resolution) if own_cells is None else own_cells
+    report = fit(incidents, params, road_cells=road_cells, horizon_days=horizon_days, own_cells=own)
+    layer = build_layer(
+        incidents, report.params, road_cells=road_cells, own_cells=own, fit=report.to_dict(), **metadata
+    )
+    return layer, report
