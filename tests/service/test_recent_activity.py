@@ -13,7 +13,7 @@ from geodata.layer_store import LayerStore
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
-from service.server import load_data, start_server
+from service.grpc.server import load_data, start_server
 
 DAY = 86400
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
