@@ -266,14 +266,15 @@ def by_use_case(
     border: BorderData,
     points: list[tuple[float, float]],
     departure: datetime = DEPART,
-    speed_kmh: float = DEFAULT_SPEED_KMH,
+    speed_kmh: float | None = None,
     stops: tuple[tuple[float, float, float], ...] = (),
 ) -> Answer:
+    """``speed_kmh`` None: the documented default (60 km/h), which the use case is handed."""
     path = from_points([p[0] for p in points], [p[1] for p in points])
     query = ScoreQuery(
         path=path,
         departure_s=int(departure.timestamp()),
-        speed_kmh=speed_kmh,
+        speed_kmh=DEFAULT_SPEED_KMH if speed_kmh is None else speed_kmh,
         stops=tuple(Stop(lat, lng, dwell_s) for lat, lng, dwell_s in stops),
     )
     result = score_route(query, layer, border, ModelOptions())
@@ -299,10 +300,11 @@ def by_use_case(
 def score_request(
     points: list[tuple[float, float]],
     departure: datetime = DEPART,
-    speed_kmh: float = DEFAULT_SPEED_KMH,
+    speed_kmh: float | None = None,
     stops: tuple[tuple[float, float, float], ...] = (),
 ) -> pb.ScoreRouteRequest:
-    request = pb.ScoreRouteRequest(average_speed_kmh=speed_kmh)
+    """``speed_kmh`` None: unset, the server's default applies."""
+    request = pb.ScoreRouteRequest(average_speed_kmh=speed_kmh or 0.0)
     request.route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in points)
     request.departure_time.FromDatetime(departure.astimezone(UTC))
     for lat, lng, dwell_s in stops:
@@ -314,7 +316,7 @@ def score_request(
 def by_grpc(server: tuple[RunningServer, pb_grpc.RouteRiskServiceStub]) -> Scorer:
     running, stub = server
 
-    def score(layer: RiskLayer, border: BorderData, points, departure=DEPART, speed_kmh=DEFAULT_SPEED_KMH, stops=()):
+    def score(layer: RiskLayer, border: BorderData, points, departure=DEPART, speed_kmh=None, stops=()):
         running.state.activate(layer, border)
         response = stub.ScoreRoute(score_request(points, departure, speed_kmh, stops), timeout=60)
         assert response.layer_version == layer.version
@@ -620,3 +622,16 @@ def test_a_cells_level_at_a_time_is_that_of_its_rate_at_the_local_hour(server, l
     mean = (PEAK_RATE + 167 * QUIET_RATE) / 168
     assert weekly.risk == pytest.approx(mean, rel=1e-6)
     assert _level_name(weekly.level) == level_of_rate(mean) == "low"
+
+
+def test_a_departure_is_scored_at_the_start_of_its_hour(server, layer, border):
+    """Through the API, 22:40 is scored as 22:00 (then the times move to 22:40): the stop's
+    middle stays at hour H + 1. Scored at 22:40 itself, it would fall at 00:06 (H + 2)."""
+    running, stub = server
+    running.state.activate(layer, border)
+    stops = ((20.45, LNG, DWELL_H * 3600),)
+    late = stub.ScoreRoute(score_request(SOUTH, DEPART + timedelta(minutes=40), stops=stops), timeout=30)
+    assert late.expected_incidents == pytest.approx(R_DRIVE * T + R_MID * DWELL_H * STOP_RISK_MULTIPLIER, rel=REL)
+    assert late.departure_time.ToDatetime(tzinfo=UTC) == DEPART + timedelta(minutes=40)
+    exact = by_use_case(layer, border, SOUTH, DEPART + timedelta(minutes=40), stops=stops)
+    assert exact.expected == pytest.approx(R_DRIVE * T + R_DRIVE * DWELL_H * STOP_RISK_MULTIPLIER, rel=REL)
