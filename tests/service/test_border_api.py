@@ -47,13 +47,21 @@ def via(port_number: str) -> list[tuple[float, float]]:
 
 
 @pytest.fixture(scope="module")
-def border_server():
+def border_server_running():
     settings = Settings(address="127.0.0.1:0")
     running = start_server(settings)
     load_data(running, settings)
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield running, pb_grpc.RouteRiskServiceStub(channel), admin_grpc.RouteRiskAdminServiceStub(channel)
     running.stop(0)
+
+
+@pytest.fixture()
+def border_server(border_server_running):
+    """The module's server, back on the seed border data (no live waits), whatever a test before loaded."""
+    running = border_server_running[0]
+    running.state.activate(border=BORDER)
+    return border_server_running
 
 
 def load_feed(admin, path: Path = FEED) -> admin_pb.LoadBorderObservationsResponse:
