@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -105,17 +106,32 @@ def test_activation_under_load_loses_no_request(two_layers, store_server):
     assert versions <= {early, full} and full in versions
 
 
-def test_a_broken_layer_leaves_the_old_one_serving(two_layers, store_server):
+def test_a_broken_layer_leaves_the_old_one_serving(two_layers, store_server, caplog):
     store, early, _ = two_layers
     _, stub = store_server
+    caplog.set_level(logging.INFO, logger="service.state")
     broken = store.root / "layers" / "broken-000000000000"
     broken.mkdir(exist_ok=True)
     (broken / "layer.json").write_text('{"resolution": 8, "version": "broken-000000000000", "metadata": {}}')
     (store.root / "ACTIVE").write_text("broken-000000000000\n")  # what a bad manual edit would do
-    time.sleep(0.5)
-    assert served_version(stub) == early
-    assert stub.ScoreRoute(line_request(QUERETARO), timeout=10).layer_version == early
-    store.activate(early)
+    try:
+
+        def tried_the_broken_layer() -> bool:
+            return any(
+                r.getMessage() == "layer load failed; keeping the current layer"
+                and getattr(r, "layer_version", None) == "broken-000000000000"
+                for r in caplog.records
+            )
+
+        # evidence that the watcher polled and tried to load it, not merely that time passed
+        deadline = time.monotonic() + 10.0
+        while not tried_the_broken_layer():
+            assert time.monotonic() < deadline, "the watcher never tried the broken layer"
+            time.sleep(0.05)
+        assert served_version(stub) == early
+        assert stub.ScoreRoute(line_request(QUERETARO), timeout=10).layer_version == early
+    finally:
+        store.activate(early)
 
 
 def test_hotspots_rank_page_and_agree_with_cells(stub):

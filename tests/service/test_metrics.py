@@ -190,9 +190,15 @@ def test_counts_codes_latencies_and_cache_results(harness: Harness, caplog: pyte
     assert delta("routerisk_rpc_duration_seconds_count", method="ScoreRoute") == 2
     assert delta("routerisk_rpc_duration_seconds_count", method="GetCellRisk") == 3
     assert delta("routerisk_rpc_duration_seconds_sum", method="ScoreRoute") > 0
-    # the buckets run from 0.5 ms to 10 s
-    assert value(after, "routerisk_rpc_duration_seconds_bucket", method="ScoreRoute", le="0.0005") >= 0
-    assert ("routerisk_rpc_duration_seconds_bucket", (("le", "10.0"), ("method", "ScoreRoute"))) in after
+    # the buckets run from 0.5 ms to 10 s (then +Inf); both calls land in +Inf, and a bucket
+    # never holds fewer calls than a smaller one (they are cumulative)
+    bounds = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5"]
+    bounds += ["5.0", "10.0", "+Inf"]
+    buckets = series(after, "routerisk_rpc_duration_seconds_bucket")
+    assert sorted(dict(labels)["le"] for labels in buckets if ("method", "ScoreRoute") in labels) == sorted(bounds)
+    counts = [delta("routerisk_rpc_duration_seconds_bucket", method="ScoreRoute", le=le) for le in bounds]
+    assert counts[-1] == 2
+    assert counts == sorted(counts) and counts[0] >= 0
     assert delta("routerisk_cache_requests_total", result="miss") == 1
     assert delta("routerisk_cache_requests_total", result="hit") == 1
 
