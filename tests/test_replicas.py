@@ -27,9 +27,9 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.admin_api import observation_to_proto
 from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
+from tests.helpers.api import DEPARTURE, QUERETARO, line_request
+from tests.helpers.border import FEED, NOON_CDT, via
 from tests.redis_fixtures import redis_url  # noqa: F401
-from tests.service.test_api import DEPARTURE, QUERETARO, line_request
-from tests.service.test_border_api import FEED, NOON_CDT, via
 
 POINTS = FIXTURES / "ingest" / "points.csv"
 SWITCH_TIMEOUT_S = 5.0

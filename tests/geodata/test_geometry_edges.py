@@ -15,8 +15,8 @@ import polyline as polyline_codec
 import pytest
 
 from routerisk.v1 import route_risk_service_pb2 as pb
+from tests.helpers.api import DEPARTURE, assert_invalid, line_request
 from tests.reliability.figures import record
-from tests.service.test_api import DEPARTURE, assert_invalid, line_request
 
 SEEN: dict[str, str] = {}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import subprocess
 import threading
 import time
@@ -16,30 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.auth import hash_key
-from service.config import Settings
-from service.server import load_data, start_server
-from tests.service.test_api import QUERETARO, line_request
+from tests.helpers.api import QUERETARO, line_request
+from tests.helpers.auth import KEYS, READER, SCORER, bearer
+from tests.helpers.servers import serving
 
-SCORER, READER = "rr_scorer-key", "rr_reader-key"
-KEYS = json.dumps(
-    [
-        {"sha256": hash_key(SCORER), "tenant": "acme", "permissions": ["score", "read"]},
-        {"sha256": hash_key(READER), "tenant": "bravo", "permissions": ["read"]},
-    ]
-)
 CELL = pb.GetCellRiskRequest(location=pb.LatLng(latitude=19.6, longitude=-99.2))
-
-
-def serving(**overrides):
-    settings = Settings(address="127.0.0.1:0", **overrides)
-    running = start_server(settings)
-    load_data(running, settings)
-    return running
-
-
-def bearer(key: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {key}")]
 
 
 def code_of(call, *args, **kwargs) -> grpc.StatusCode:

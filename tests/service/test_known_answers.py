@@ -22,7 +22,7 @@ from service.api import RouteRiskServicer
 from service.cache import InProcessCache
 from service.config import Settings
 from service.server import RunningServer, load_data, start_server
-from tests.service.test_api import DEPARTURE, demo_request
+from tests.helpers.api import DEPARTURE, demo_request
 
 
 @pytest.fixture(scope="module")
