@@ -56,6 +56,8 @@ MAX_HOTSPOTS = 10
 QUEUE_APPROACH_KM = 3.0
 SOUTHBOUND_WAIT_MINUTES = 20.0
 STOP_MAX_OFFSET_KM = 5.0
+CROSSING_MATCH_KM = 15.0  # a crossing is matched to a port within 15 km of the crossing segment
+FLIP_KM = 5.0  # side flips at one port closer than this are one net passage
 MAX_TRIP_HOURS = 366 * 24.0
 DEFAULT_SPEED_KMH = 60.0
 # distances are great-circle on the sphere of H3's authalic radius (geodata/geometry.py)
@@ -635,3 +637,28 @@ def test_a_departure_is_scored_at_the_start_of_its_hour(server, layer, border):
     assert late.departure_time.ToDatetime(tzinfo=UTC) == DEPART + timedelta(minutes=40)
     exact = by_use_case(layer, border, SOUTH, DEPART + timedelta(minutes=40), stops=stops)
     assert exact.expected == pytest.approx(R_DRIVE * T + R_DRIVE * DWELL_H * STOP_RISK_MULTIPLIER, rel=REL)
+
+
+def east_of(km: float, lat: float = BORDER_LAT) -> float:
+    return LNG + math.degrees(km / (EARTH_RADIUS_KM * math.cos(math.radians(lat))))
+
+
+@pytest.mark.parametrize(("km", "matched"), [(CROSSING_MATCH_KM - 0.3, True), (CROSSING_MATCH_KM + 0.3, False)])
+def test_a_crossing_is_matched_to_a_port_within_15_km(score, layer, border, km, matched):
+    """A route crossing the line ``km`` east of the port on a 220 m segment: the port is ``km`` from
+    the segment (and at most 0.11 km farther from its ends), so 14.7 km matches and 15.3 km does not."""
+    lng = east_of(km)
+    points = [(20.40, lng), (BORDER_LAT - 0.001, lng), (BORDER_LAT + 0.001, lng), (20.50, lng)]
+    answer = score(layer, border, points)
+    assert [(c.direction, c.wait_minutes) for c in answer.crossings] == ([("northbound", 150.0)] if matched else [])
+
+
+@pytest.mark.parametrize(("along_km", "passages"), [(1.0, []), (2.0, ["northbound", "southbound"])])
+def test_side_flips_less_than_5_km_apart_are_one_net_passage(score, layer, border, along_km, passages):
+    """North over the line (3.3 km from 20.45° N to 20.48° N), ``along_km`` east along it, back
+    south: the flips are 3.3 + ``along_km`` km apart along the route."""
+    lng = east_of(along_km, 20.48)
+    points = [(20.45, LNG), (20.48, LNG), (20.48, lng), (20.45, lng)]
+    assert meridian_km(20.45, 20.48) + 1.0 < FLIP_KM < meridian_km(20.45, 20.48) + 2.0
+    answer = score(layer, border, points)
+    assert [c.direction for c in answer.crossings] == passages
