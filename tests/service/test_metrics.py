@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -138,10 +138,11 @@ def series(samples: dict, name: str) -> dict[tuple[tuple[str, str], ...], float]
     return {labels: v for (n, labels), v in samples.items() if n == name}
 
 
-def score_request() -> pb.ScoreRouteRequest:
+def score_request(days_later: int = 0) -> pb.ScoreRouteRequest:
+    """QUERETARO at DEPARTURE, or ``days_later``: a request (and cache key) of a test's own."""
     request = pb.ScoreRouteRequest()
     request.route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in QUERETARO)
-    request.departure_time.FromDatetime(DEPARTURE)
+    request.departure_time.FromDatetime(DEPARTURE + timedelta(days=days_later))
     return request
 
 
@@ -157,9 +158,10 @@ def test_counts_codes_latencies_and_cache_results(harness: Harness, caplog: pyte
     caplog.set_level(logging.INFO)
     before = scrape(harness.metrics_url)
 
-    harness.stub.ScoreRoute(score_request(), timeout=30)
-    second = harness.stub.ScoreRoute(score_request(), timeout=30)
-    assert second.cached
+    # a request no other test of this module sends: its first call is the cache's miss
+    first = harness.stub.ScoreRoute(score_request(days_later=1), timeout=30)
+    second = harness.stub.ScoreRoute(score_request(days_later=1), timeout=30)
+    assert not first.cached and second.cached
     for _ in range(3):
         with pytest.raises(grpc.RpcError) as caught:
             harness.stub.GetCellRisk(bad_cell_request(), timeout=30)
