@@ -27,9 +27,9 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.grpc.admin_convert import observation_to_proto
 from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
 from tests.geodata.cbp_seeded import parse_feed
+from tests.helpers.api import DEPARTURE, QUERETARO, line_request
+from tests.helpers.border import FEED, NOON_CDT, via
 from tests.redis_fixtures import redis_url  # noqa: F401
-from tests.service.test_api import DEPARTURE, QUERETARO, line_request
-from tests.service.test_border_api import FEED, NOON_CDT, via
 
 POINTS = FIXTURES / "ingest" / "points.csv"
 SWITCH_TIMEOUT_S = 5.0
@@ -126,7 +126,7 @@ def build_layers(store: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_url, tmp_path_factory) -> Iterator[Cluster]:
+def running_cluster(redis_url, tmp_path_factory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("replicas")
     store = root / "store"
     v1, v2 = build_layers(store)
@@ -170,6 +170,20 @@ def cluster(redis_url, tmp_path_factory) -> Iterator[Cluster]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture()
+def cluster(running_cluster: Cluster) -> Cluster:
+    """The replicas, both serving V1 (shared key and ACTIVE file), whatever a test before switched to."""
+    client = running_cluster.redis()
+    client.set(running_cluster.prefix + "layers:active", running_cluster.v1)
+    client.close()
+    LayerStore(running_cluster.store).activate(running_cluster.v1)
+    for replica in running_cluster.replicas:
+        eventually(
+            lambda r=replica: r.layer_version() == running_cluster.v1, f"{replica.name} serves V1", running_cluster
+        )
+    return running_cluster
 
 
 def unique_request(days: int) -> pb.ScoreRouteRequest:

@@ -3,11 +3,9 @@ scores, and CompareRoutes."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +13,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-import seeds
-from geodata.border import load_border_data
 from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
@@ -24,30 +20,14 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.admin_convert import observation_to_proto
 from service.grpc.server import load_data, start_server
-from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
+from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.geodata.cbp_seeded import parse_feed
-from tests.service.test_api import assert_invalid, line_request
-
-CBP = FIXTURES / "cbp"
-FEED = CBP / "bwtnew-2022-06-29.json"
-NOON_CDT = datetime(2022, 6, 29, 17, 0, tzinfo=UTC)  # "At Noon CDT"
-BORDER = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
-
-
-def via(port_number: str) -> list[tuple[float, float]]:
-    """Monterrey → the port's cargo bridge → San Antonio."""
-    port = BORDER.port(port_number)
-    return [
-        (25.67, -100.31),
-        (port.lat - 0.08, port.lng),
-        (port.lat, port.lng),
-        (port.lat + 0.06, port.lng),
-        (29.42, -98.49),
-    ]
+from tests.helpers.api import assert_invalid, line_request
+from tests.helpers.border import BORDER, CBP, FEED, NOON_CDT, laredo_waits, via
 
 
 @pytest.fixture(scope="module")
-def border_server():
+def border_server_running():
     settings = Settings(address="127.0.0.1:0")
     running = start_server(settings)
     load_data(running, settings)
@@ -56,17 +36,18 @@ def border_server():
     running.stop(0)
 
 
+@pytest.fixture()
+def border_server(border_server_running):
+    """The module's server, back on the seed border data (no live waits), whatever a test before loaded."""
+    running = border_server_running[0]
+    running.state.activate(border=BORDER)
+    return border_server_running
+
+
 def load_feed(admin, path: Path = FEED) -> admin_pb.LoadBorderObservationsResponse:
     observations, _ = parse_feed(path.read_bytes())
     request = admin_pb.LoadBorderObservationsRequest(observations=[observation_to_proto(o) for o in observations])
     return admin.LoadBorderObservations(request, timeout=10)
-
-
-def laredo_waits(stub, at: datetime) -> dict[int, pb.LaneWait]:
-    request = pb.ListBorderCrossingsRequest(port_number="230404")
-    request.time.FromDatetime(at)
-    crossing = stub.ListBorderCrossings(request, timeout=10).crossings[0]
-    return {w.lane: w for w in crossing.lane_waits}
 
 
 def test_real_payload_gives_laredo_45_and_15_minutes_at_noon_cdt(border_server):
@@ -157,29 +138,6 @@ def test_compare_routes_errors(border_server):
     assert_invalid(stub.CompareRoutes, bad, "alternatives[1].route.line.points[1].latitude", "95")
     weight = pb.CompareRoutesRequest(alternatives=[line_request(via("230404"))] * 2, risk_weight=1.5)
     assert_invalid(stub.CompareRoutes, weight, "risk_weight")
-
-
-class _FeedHandler(http.server.BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(type(self).body)
-
-    def log_message(self, *args) -> None:
-        return None
-
-
-@pytest.fixture()
-def feed_url():
-    handler = type("Handler", (_FeedHandler,), {"body": FEED.read_bytes()})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/api/bwtnew", handler
-    httpd.shutdown()
 
 
 def test_the_server_polls_a_feed_and_survives_a_broken_one(feed_url):

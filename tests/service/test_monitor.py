@@ -15,8 +15,8 @@ from grpc_status import rpc_status
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.usecases.trip_monitor import Position, TripStore, distance_to_route_km
-from tests.service.test_auth_limits import serving
-from tests.service.trip_track import Track, build_track
+from tests.helpers.servers import serving
+from tests.helpers.trip_track import Track, build_track
 
 KIND = pb.TripAlertKind
 
@@ -236,7 +236,7 @@ def test_distance_to_route_is_in_metres_not_degrees(track):
 
 
 def test_streams_need_a_scoring_key_when_auth_is_on_and_resume_under_it(track):
-    from tests.service.test_auth_limits import KEYS, READER, SCORER, bearer
+    from tests.helpers.auth import KEYS, READER, SCORER, bearer
 
     running = serving(api_keys=KEYS)
     try:
