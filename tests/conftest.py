@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, settings
 
 import seeds
 from geodata.ingest import read_point_incidents
@@ -24,6 +25,19 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import RunningServer, load_data, start_server
 from tests.helpers.border import FEED, FeedHandler
+
+# Property tests judge answers, never speed: no per-example deadline and no "too slow" health
+# check, which a machine with both cores busy would trip. In CI (CI=true) the examples are derived
+# from each test's name, so a CI run cannot fail on an example no earlier run tried; local runs
+# keep exploring at random.
+settings.register_profile(
+    "routerisk",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+    database=None if os.environ.get("CI") == "true" else settings.default.database,
+)
+settings.load_profile("routerisk")
 
 # every log record of the suite (and of the servers it starts) is scanned for coordinates and keys
 pytest_plugins = ["tests.log_scan", "tests.reliability.plugin"]
