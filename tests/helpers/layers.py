@@ -13,7 +13,9 @@ def served_version(stub) -> str:
     return stub.GetCellRisk(pb.GetCellRiskRequest(cell=h3.latlng_to_cell(19.6, -99.2, 8)), timeout=5).layer_version
 
 
-def wait_for_version(stub, version: str, timeout: float = 10.0) -> None:
+def wait_for_version(stub, version: str, timeout: float = 60.0) -> None:
+    """Until ``stub``'s server serves ``version``; returns as soon as it does (the watcher polls
+    every 2 s, and loading is slower on a busy machine: the bound only stops a hang)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if served_version(stub) == version:

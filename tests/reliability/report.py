@@ -163,7 +163,8 @@ SCENARIOS = [
         "overload",
         "Overload at twice the capacity",
         "`routerisk serve` subprocess, cap 4, no cache; capacity measured closed loop, then 2× offered open "
-        "loop (grpc.aio, 127.0.0.1) with a health probe every 100 ms",
+        "loop (grpc.aio, 127.0.0.1, at most 64 calls in flight; offered again at 4× and 8× if nothing was "
+        "refused) with a health probe every 100 ms; every call must end OK or RESOURCE_EXHAUSTED",
         (
             "tests/test_reliability_load.py::test_twice_the_capacity_is_shed_quickly_and_health_answers",
             "tests/service/test_auth_limits.py::test_concurrency_cap_sheds_quickly_and_health_answers",
@@ -242,7 +243,8 @@ SCENARIOS = [
     Scenario(
         "sigterm",
         "SIGTERM under load (and as PID 1, to a gRPC thread, with workers)",
-        "`routerisk serve` subprocess, 6 clients, SIGTERM after 1 s; SIGTERM to one non-main thread (tgkill)",
+        "`routerisk serve` subprocess, 6 clients, SIGTERM once every client has an answer (+0.5 s); SIGTERM to "
+        "one non-main thread (tgkill)",
         (
             "tests/test_cli.py::test_sigterm_under_load_answers_every_accepted_call",
             "tests/test_cli.py::test_runs_as_pid_1_and_drains_on_sigterm",
