@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_trip_streams: int = Field(
         64, ge=1, description="MonitorTrip streams open at once, on their own threads beyond max_concurrent_rpcs"
     )
+    max_trip_streams_per_tenant: int = Field(
+        0, ge=0, description="MonitorTrip streams one tenant may hold open (0: half of max_trip_streams)"
+    )
     trip_store_max_trips: int = Field(10_000, ge=1, description="trips whose MonitorTrip state is kept for resuming")
     trip_store_ttl_seconds: float = Field(7200.0, gt=0, description="a trip idle this long is forgotten")
     deadline_cap_seconds: float = Field(30.0, gt=0, description="server-side deadline for calls without a shorter one")

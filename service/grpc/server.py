@@ -119,6 +119,7 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
             settings.rate_limit_burst,
             settings.deadline_cap_seconds,
             settings.max_trip_streams,
+            settings.max_trip_streams_per_tenant,
         ),
     ]
     # spare threads beyond the API limit: health checks and fast rejections never queue behind work;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -270,3 +271,50 @@ def test_one_log_line_per_stream_without_positions(stub, track, caplog):
 
 def _monitor_lines(caplog) -> list:
     return [r for r in caplog.records if r.getMessage() == "rpc" and getattr(r, "method", "") == "MonitorTrip"]
+
+
+def test_one_tenant_at_its_stream_cap_cannot_take_the_other_tenants_streams(track):
+    """Attack: one tenant opens more MonitorTrip streams than the server has; the others must still get theirs."""
+    from tests.service.test_auth_limits import bearer, hash_key
+
+    keys = json.dumps(
+        [
+            {"sha256": hash_key("key-of-hog"), "tenant": "hog", "permissions": ["score"]},
+            {"sha256": hash_key("key-of-other"), "tenant": "other", "permissions": ["score"]},
+        ]
+    )
+    running = serving(api_keys=keys, max_trip_streams=6)  # per tenant: half of it by default
+    hold = threading.Event()
+    calls = []
+
+    def held(trip: str) -> Iterator[pb.MonitorTripRequest]:
+        yield request(trip, track.positions[0])
+        hold.wait(30)
+
+    def open_stream(key: str, trip: str) -> grpc.StatusCode:
+        call = stub.MonitorTrip(held(trip), timeout=60, metadata=bearer(key))
+        calls.append(call)
+        try:
+            assert next(call).positions_processed == 1
+        except grpc.RpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RouteRiskServiceStub(channel)
+            hog = [open_stream("key-of-hog", f"hog-{i}") for i in range(5)]
+            assert hog == [grpc.StatusCode.OK] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+            other = [open_stream("key-of-other", f"other-{i}") for i in range(3)]
+            assert other == [grpc.StatusCode.OK] * 3
+            # a refused stream holds nothing: when one of the hog's streams closes, it gets one back
+            calls[0].cancel()
+            deadline = time.monotonic() + 10
+            while (code := open_stream("key-of-hog", "hog-again")) != grpc.StatusCode.OK:
+                assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        hold.set()
+        for call in calls:
+            call.cancel()
+        running.stop(0)
