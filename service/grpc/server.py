@@ -127,7 +127,9 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
     server = grpc.server(executor, options=options, interceptors=interceptors)
     pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
-    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), server)
+    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(
+        RouteRiskAdminServicer(state, settings.border_max_clock_skew_seconds), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -179,8 +181,12 @@ def load_data(running: RunningServer, settings: Settings) -> None:
             settings.border_feed_url,
             settings.border_poll_seconds,
             lambda observations, _source: state.merge_observations(observations, int(time.time())),
+            settings.border_feed_timeout_seconds,
             # with Redis one replica polls per period and shares the result
             should_poll=(lambda: shared.try_lead("border-poll", lease_ms)) if shared else None,
+            connect_timeout_s=settings.border_feed_connect_timeout_seconds,
+            read_timeout_s=settings.border_feed_read_timeout_seconds,
+            max_clock_skew_s=settings.border_max_clock_skew_seconds,
         )
         running.feed.start()
     running.set_serving(True)
