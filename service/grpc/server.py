@@ -35,6 +35,8 @@ from service.store.cache import Cache, InProcessCache, NullCache, TieredCache
 from service.store.redis_client import RedisCache, connect
 from service.store.replicas import BorderSync, SharedState
 from service.store.serving import LayerWatcher, ServingState, load_initial_snapshot
+from service.store.trips import RedisTrips
+from service.usecases.trip_monitor import TripStore
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,15 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
     executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
     server = grpc.server(executor, options=options, interceptors=interceptors)
-    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
+    trips = TripStore(
+        settings.trip_store_max_trips,
+        settings.trip_store_ttl_seconds,
+        # with Redis, trip states are shared: a stream resumed on another replica continues there
+        shared=RedisTrips(redis_cache, settings.trip_store_ttl_seconds)
+        if isinstance(redis_cache, RedisCache)
+        else None,
+    )
+    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache, trips), server)
     admin_grpc.add_RouteRiskAdminServiceServicer_to_server(
         RouteRiskAdminServicer(state, settings.border_max_clock_skew_seconds), server
     )
