@@ -22,6 +22,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
@@ -122,13 +123,23 @@ def _get(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OSError(f"unsupported feed URL scheme {parts.scheme!r}")
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = kind(parts.hostname, parts.port, timeout=connect_s)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # the standard proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), as urllib honours them
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        connection = kind(via.hostname or "", via.port, timeout=connect_s)
+        if parts.scheme == "https":
+            connection.set_tunnel(parts.hostname, parts.port)
+        else:
+            path = url  # a plain-HTTP proxy takes the absolute URL
+    else:
+        connection = kind(parts.hostname, parts.port, timeout=connect_s)
     try:
         connection.connect()
         watchdog.attach(connection)
         if connection.sock is not None:
             connection.sock.settimeout(read_s)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         connection.request("GET", path, headers={"Accept": "application/json, application/xml;q=0.9"})
         response = connection.getresponse()
         if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):

@@ -262,3 +262,30 @@ def test_sigterm_during_a_stalled_poll_returns_promptly(trickle, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_the_poller_honours_the_standard_proxy_variables(monkeypatch):
+    """As urllib did: HTTP_PROXY takes the absolute URL (the feed's host need not resolve here)."""
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args) -> None:
+            return None
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{httpd.server_address[1]}")
+        poller = FeedPoller("http://feed.invalid/api/bwtnew", 60, lambda obs, _src: None, timeout_s=5)
+        assert poller.poll_once() == 0
+        assert seen == ["http://feed.invalid/api/bwtnew"]
+    finally:
+        httpd.shutdown()
