@@ -233,6 +233,44 @@ def test_activation_reaches_both_replicas_through_redis(cluster):
     assert all(r.cached for r in again)  # the V1 result is still cached
 
 
+def test_a_trip_resumed_on_the_other_replica_continues_without_repeated_alerts(cluster):
+    """Half a replayed track on A, the link drops, the tracker reconnects (behind a Service: to B)
+    with the same trip id and resends from a little before the cut: B continues A's trip."""
+    from tests.helpers.monitor import _drop_after, alerts_of, requests
+    from tests.helpers.trip_track import build_track
+
+    track = build_track()
+    reference = alerts_of(cluster.a.stub.MonitorTrip(requests(f"ref-{uuid.uuid4().hex}", track), timeout=120))
+    assert len({a.kind for a in reference}) >= 3, "the track should raise several kinds of alert"
+    trip = f"replica-{uuid.uuid4().hex}"
+    cut = track.stop_index + 5  # mid-stop: the stop alert is still to come, on B
+    before = _drop_after(trip, track, cut, cluster.a.stub)
+    assert len(before) == cut
+    acked = before[-1].acknowledged_time.ToNanoseconds()
+    overlap = 3
+    after = list(cluster.b.stub.MonitorTrip(requests(trip, track, cut - overlap), timeout=120))
+    assert after[0].resumed and not any(r.resumed for r in after[1:])
+    assert [r.duplicate for r in after[: overlap + 1]] == [True] * overlap + [False]
+    assert all(r.acknowledged_time.ToNanoseconds() == acked for r in after[:overlap])
+    assert [r.positions_processed for r in after[overlap : overlap + 2]] == [cut + 1, cut + 2]  # counts continue
+    assert after[-1].positions_processed == len(track.positions)
+    combined = alerts_of(before) + alerts_of(after)
+    assert [(a.kind, a.time.seconds) for a in combined] == [(a.kind, a.time.seconds) for a in reference]
+
+    # A's own copy stopped at the cut; a late stream there sees B's progress: duplicates, no alert
+    late = list(cluster.a.stub.MonitorTrip(requests(trip, track, len(track.positions) - 2), timeout=60))
+    assert [r.duplicate for r in late] == [True, True] and not alerts_of(late)
+    assert late[-1].positions_processed == len(track.positions)
+
+    client = cluster.redis()
+    try:
+        ttl_ms = client.pttl(f"{cluster.prefix}trip:-/{trip}")
+        assert 0 < ttl_ms <= 7200 * 1000  # the default trip TTL, refreshed by each write
+        assert list(client.scan_iter(match=f"{cluster.prefix}trip-route:*"))  # the planned route, by reference
+    finally:
+        client.close()
+
+
 def laredo_standard(replica: Replica, at: datetime) -> pb.LaneWait:
     request = pb.ListBorderCrossingsRequest(port_number="230404")
     request.time.FromDatetime(at)

@@ -222,3 +222,51 @@ def test_historical_profiles_from_the_cli_are_served(tmp_path):
             assert other.source == pb.WAIT_SOURCE_DEFAULT
     finally:
         running.stop(0)
+
+
+def test_an_observation_stamped_in_the_future_is_refused_by_the_admin_rpc():
+    """Attack: an admin observation stamped 59 min ahead was accepted and served with age -59 min."""
+    settings = Settings(address="127.0.0.1:0")
+    running = start_server(settings)
+    load_data(running, settings)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub, admin = pb_grpc.RouteRiskServiceStub(channel), admin_grpc.RouteRiskAdminServiceStub(channel)
+            before = stub.ListBorderCrossings(pb.ListBorderCrossingsRequest(), timeout=10).border_data_version
+            now = int(time.time())
+            good = admin_pb.BorderObservation(port_number="230404", lane="standard", wait_minutes=5)
+            good.observed_at.FromSeconds(now - 60)
+            future = admin_pb.BorderObservation(port_number="230404", lane="fast", wait_minutes=7)
+            future.observed_at.FromSeconds(now + 59 * 60)
+            request = admin_pb.LoadBorderObservationsRequest(observations=[good, future])
+            assert_invalid(admin.LoadBorderObservations, request, "observations[1].observed_at", "ahead")
+            after = stub.ListBorderCrossings(pb.ListBorderCrossingsRequest(), timeout=10).border_data_version
+            assert after == before  # all or nothing: the good one was not applied either
+            # within the clock-skew allowance (5 min by default): accepted
+            future.observed_at.FromSeconds(now + 2 * 60)
+            request = admin_pb.LoadBorderObservationsRequest(observations=[good, future])
+            reply = admin.LoadBorderObservations(request, timeout=10)
+            assert reply.accepted == 2
+    finally:
+        running.stop(0)
+
+
+def test_the_feed_skips_and_counts_readings_stamped_in_the_future(feed_url, monkeypatch):
+    from geodata.border import WaitObservation
+    from service.store import border_feed
+
+    url, _ = feed_url
+    now = int(time.time())
+    readings = [
+        WaitObservation("230404", "standard", 30.0, now - 60),
+        WaitObservation("230404", "fast", 10.0, now + 59 * 60),
+        WaitObservation("230401", "standard", 20.0, now + 60),  # within the allowance
+    ]
+    monkeypatch.setattr(border_feed, "read_observations", lambda body: list(readings))
+    sunk: list[WaitObservation] = []
+    skipped = border_feed.FEED_SKIPPED.labels("future")
+    before = skipped._value.get()
+    poller = border_feed.FeedPoller(url, 60, lambda obs, _src: sunk.extend(obs), max_clock_skew_s=300)
+    assert poller.poll_once() == 2
+    assert [o.lane for o in sunk] == ["standard", "standard"]
+    assert skipped._value.get() - before == 1
