@@ -4,6 +4,7 @@
   objects — how deeply it nests and how many values it holds (``[``, ``{`` and ``,`` outside
   strings), before :func:`json.loads` runs. Deep nesting is refused as a caller's mistake, never a
   ``RecursionError``; a document of many tiny values cannot make millions of Python objects.
+* CSV (:func:`field_limit`): the longest cell the :mod:`csv` reader keeps before it refuses the row.
 * XML (:func:`parse_xml`): the length, then expat driven by hand: a DOCTYPE or ENTITY
   declaration is refused in whatever encoding it is written (no entity expansion, no external
   entities), and elements nested deeper than a limit are refused while parsing.
@@ -14,9 +15,12 @@ Every refusal is an :class:`~geodata.errors.InputError` (or the subclass the cal
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from xml.parsers import expat
 
@@ -101,6 +105,19 @@ def load_json(
         raise error(Violation(field, f"{what} nests more than {max_depth} levels deep")) from None
     except (TypeError, ValueError) as exc:
         raise error(Violation(field, f"is not valid JSON: {exc}")) from None
+
+
+@contextmanager
+def field_limit(max_chars: int) -> Iterator[None]:
+    """Within the block, :mod:`csv` readers refuse a cell over ``max_chars`` (``csv.Error``).
+
+    The limit is the process's (``csv.field_size_limit``): set for the block, then restored.
+    """
+    previous = csv.field_size_limit(max_chars)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 class _Refused(Exception):
