@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# what a BadRequest repeats of a caller's input: never megabytes back
-MAX_DETAIL_CHARS = 200  # of a field path or a description
-MAX_VIOLATIONS = 100  # listed; the rest are counted
-MAX_MESSAGE_CHARS = 1000
+# what a BadRequest repeats of a caller's input: never megabytes back. The status travels in the
+# trailing metadata (base64), which clients refuse past 8 KiB by default: the whole stays under it.
+MAX_DETAIL_CHARS = 200  # of one field path or description
+MAX_DETAILS_TOTAL = 4000  # of all the listed field paths and descriptions together
+MAX_VIOLATIONS = 100  # listed at most; the rest are counted
+MAX_MESSAGE_CHARS = 500
 
 
 def capped(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -43,16 +45,20 @@ def capped(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
 
 
 def bad_request_status(error: InputError) -> status_pb2.Status:
-    """A ``google.rpc.Status`` carrying a ``BadRequest`` with the field violations: the first
-    :data:`MAX_VIOLATIONS` (the last of them says how many more there were), each field path and
-    description cut to :data:`MAX_DETAIL_CHARS` with its length said."""
-    listed = error.violations[:MAX_VIOLATIONS]
-    violations = [
-        error_details_pb2.BadRequest.FieldViolation(field=capped(v.field), description=capped(v.description))
-        for v in listed
-    ]
-    if len(error.violations) > len(listed):
-        violations[-1].description += f" (and {len(error.violations) - len(listed)} more violations not listed)"
+    """A ``google.rpc.Status`` carrying a ``BadRequest`` with the field violations: each field path
+    and description cut to :data:`MAX_DETAIL_CHARS` (with its length said), as many as fit in
+    :data:`MAX_DETAILS_TOTAL` characters (at most :data:`MAX_VIOLATIONS`, at least one), the last
+    listed saying how many more there were."""
+    violations: list[error_details_pb2.BadRequest.FieldViolation] = []
+    total = 0
+    for v in error.violations:
+        field, description = capped(v.field), capped(v.description)
+        total += len(field) + len(description)
+        if violations and (total > MAX_DETAILS_TOTAL or len(violations) == MAX_VIOLATIONS):
+            break
+        violations.append(error_details_pb2.BadRequest.FieldViolation(field=field, description=description))
+    if len(error.violations) > len(violations):
+        violations[-1].description += f" (and {len(error.violations) - len(violations)} more violations not listed)"
     details = error_details_pb2.BadRequest(field_violations=violations)
     packed = any_pb2.Any()
     packed.Pack(details)
