@@ -108,8 +108,7 @@ def test_a_50_mb_polyline_is_refused_without_growing_the_server(own_server):
     peak_after = memory_mib(process.pid)["VmHWM"]
     growth = after - before
     record(
-        "hostile-input",
-        "polyline",
+        "hostile-polyline",
         calls=CALLS,
         megabytes=HUGE / 1e6,
         rss_before_mib=before,
@@ -181,7 +180,7 @@ def test_a_deeply_nested_geojson_route_is_invalid_argument_on_every_rpc(stub):
     codes["MonitorTrip"] = caught.value.code().name
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
     assert_deep_refused(violations_of(caught.value), "positions[0].planned_route.geojson")
-    record("hostile-input", "deep-geojson", depth=DEPTH, codes=codes)
+    record("hostile-geojson", depth=DEPTH, codes=codes)
 
 
 def test_a_request_with_thousands_of_mistakes_gets_a_bounded_bad_request(stub):
