@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +24,7 @@ from typing import Any
 import gpxpy
 import numpy as np
 
-from geodata.bounded import load_json
+from geodata.bounded import check_size, load_json
 from geodata.errors import InvalidRouteError, Violation
 from geodata.geometry import cumulative_km, to_xyz
 
@@ -33,6 +34,8 @@ MAX_LISTED = 20
 _ANTIPODAL_EPS = 1e-9
 # Points whose unit vectors differ by less than this (~6 µm) count as the same point.
 _SAME_POINT_EPS = 1e-12
+# a DOCTYPE or ENTITY declaration: GPX never needs one
+_DTD = re.compile(r"<!\s*(?:doctype|entity)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,6 +241,12 @@ def polyline_max_chars(max_points: int) -> int:
     return POLYLINE_CHARS_PER_POINT * max_points
 
 
+def gpx_max_chars(max_points: int) -> int:
+    """The longest GPX text accepted for a route of at most ``max_points`` points (a track point with
+    its time, elevation and extensions takes a few hundred characters)."""
+    return GEOJSON_EXTRA_CHARS + 2 * GEOJSON_CHARS_PER_POINT * max_points
+
+
 def geojson_max_chars(max_points: int) -> int:
     """The longest GeoJSON text accepted for a route of at most ``max_points`` points."""
     return GEOJSON_EXTRA_CHARS + GEOJSON_CHARS_PER_POINT * max_points
@@ -428,7 +437,13 @@ def from_gpx(
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> RoutePath:
     """Decode GPX: all track points (every track and segment, in document order), or,
-    when there are none, all route points. Waypoints are ignored."""
+    when there are none, all route points. Waypoints are ignored. The text's length is checked
+    first, and a document declaring a DTD (entities: the XML bomb) is refused before it is parsed."""
+    if not isinstance(text, str):
+        raise InvalidRouteError(Violation(field, f"must be a string, got {type(text).__name__}"))
+    check_size(text, field, gpx_max_chars(max_points), InvalidRouteError)
+    if _DTD.search(text):
+        raise InvalidRouteError(Violation(field, "GPX with a DOCTYPE or ENTITY declaration is not accepted"))
     try:
         gpx = gpxpy.parse(text)
     except Exception as exc:  # gpxpy raises GPXException and also bare Exception

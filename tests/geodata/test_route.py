@@ -590,3 +590,15 @@ def test_geojson_size_and_value_count_are_checked_before_parsing() -> None:
     with pytest.raises(InvalidRouteError) as exc:
         from_geojson('{"type": "LineString", "coordinates": [' + "[]," * 200_000 + "[]]}", max_points=10)
     assert "brackets and commas" in only(exc).description
+
+
+def test_gpx_with_a_dtd_or_too_long_is_refused_before_parsing() -> None:
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE gpx [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<gpx version="1.1" creator="x"><trk><name>&b;</name><trkseg>'
+        '<trkpt lat="19.4" lon="-99.1"/><trkpt lat="19.5" lon="-99.0"/></trkseg></trk></gpx>'
+    )
+    with pytest.raises(InvalidRouteError, match="DOCTYPE or ENTITY"):
+        from_gpx(bomb)
+    with pytest.raises(InvalidRouteError, match="characters long"):
+        from_gpx("<gpx>" + " " * 2_000_000, max_points=2)
