@@ -210,3 +210,21 @@ def test_what_a_bad_request_repeats_of_a_value_is_capped():
     assert first.description == "x" * 200 + "… (1000000 characters)"
     assert (second.field, second.description) == ("time", "y")
     assert len(status.message) <= 500 + 30
+
+
+def test_every_unary_servicer_method_can_fail_without_raising():
+    """A failed call returns an empty response of its type with the status set (no abort, so no
+    reference cycle keeps the request): every decorated method's return annotation resolves."""
+    from service.grpc import admin_servicer, servicer
+    from service.grpc.errors import _empty_response
+
+    methods = [
+        getattr(cls, name)
+        for cls in (servicer.RouteRiskServicer, admin_servicer.RouteRiskAdminServicer)
+        for name in dir(cls)
+        if name[:1].isupper() and name != "MonitorTrip"
+    ]
+    assert len(methods) >= 9
+    for method in methods:
+        empty = _empty_response(method)
+        assert empty is not None and type(empty).__name__.endswith("Response"), method.__name__
