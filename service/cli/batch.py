@@ -11,10 +11,11 @@ unreachable (the rows of the batches already answered stay written).
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from geodata import route as routes
+from geodata.bounded import MAX_DEPTH, field_limit, load_json
 from geodata.errors import InputError, InvalidRouteError, Violation
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
@@ -46,6 +48,7 @@ from service.cli.common import (
     request_options,
     rpc_error,
     set_line,
+    spreadsheet_safe,
 )
 
 OUTPUT_COLUMNS = (
@@ -64,6 +67,14 @@ MAX_LISTED_ERRORS = 200
 DEFAULT_BATCH_SIZE = 200
 # the server's default ROUTERISK_MAX_BATCH_SIZE
 MAX_BATCH_SIZE = 1000
+# the longest CSV cell or JSONL line read: room for the longest GeoJSON route the server takes by
+# default; a longer one is a bad row, and is never held in memory whole
+MAX_CELL_CHARS = routes.geojson_max_chars(routes.DEFAULT_MAX_POINTS)
+MAX_LINE_CHARS = MAX_CELL_CHARS + (64 << 10)
+# the most brackets and commas a JSONL row may hold (its route's included)
+MAX_ROW_VALUES = routes.GEOJSON_EXTRA_VALUES + routes.GEOJSON_VALUES_PER_POINT * routes.DEFAULT_MAX_POINTS
+# the text columns of the output, neutralised against formula injection in CSV
+TEXT_COLUMNS = ("id", "level", "crossing", "wait_source", "error")
 
 
 class FileFormat(StrEnum):
@@ -114,6 +125,11 @@ def read_rows(
 
 
 def _csv_rows(stream: IO[str], columns: Columns, template: pb.ScoreRouteRequest, name: str) -> Iterator[Row]:
+    with field_limit(MAX_CELL_CHARS):  # a longer cell is a bad row ("field larger than field limit")
+        yield from _csv_rows_within(stream, columns, template, name)
+
+
+def _csv_rows_within(stream: IO[str], columns: Columns, template: pb.ScoreRouteRequest, name: str) -> Iterator[Row]:
     reader = csv.reader(stream)
     try:
         header = [cell.strip() for cell in next(reader)]
@@ -147,14 +163,32 @@ def _csv_rows(stream: IO[str], columns: Columns, template: pb.ScoreRouteRequest,
         yield _row(number, dict(zip(header, cells, strict=True)), columns, template)
 
 
+def _lines(stream: IO[str]) -> Iterator[tuple[str, bool]]:
+    """(line, whole) for each line; a line over :data:`MAX_LINE_CHARS` is skipped in pieces, never
+    held whole, and comes as ``("", False)``."""
+    while True:
+        line = stream.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield line, True
+            continue
+        while line and not line.endswith("\n"):
+            line = stream.readline(MAX_LINE_CHARS + 1)
+        yield "", False
+
+
 def _jsonl_rows(stream: IO[str], columns: Columns, template: pb.ScoreRouteRequest) -> Iterator[Row]:
-    for number, line in enumerate(stream, start=1):
+    for number, (line, whole) in enumerate(_lines(stream), start=1):
+        if not whole:
+            yield Row(number, "", error=f"row: longer than {MAX_LINE_CHARS} characters")
+            continue
         if not line.strip():
             continue
         try:
-            values = json.loads(line)
-        except ValueError as exc:
-            yield Row(number, "", error=f"row: not JSON: {exc}")
+            values = load_json(line, "row", max_chars=MAX_LINE_CHARS, max_items=MAX_ROW_VALUES, max_depth=MAX_DEPTH)
+        except InputError as exc:
+            yield Row(number, "", error=str(exc).replace("row: is not valid JSON", "row: not JSON", 1))
             continue
         if not isinstance(values, dict):
             yield Row(number, "", error=f"row: expected a JSON object, got {type(values).__name__}")
@@ -251,10 +285,15 @@ class _Writer:
         self._stream = stream
         self._fmt = fmt
         if fmt is FileFormat.csv:
-            self._csv = csv.writer(stream, lineterminator="\n")
-            self._csv.writerow(OUTPUT_COLUMNS)
+            # rows end in \n; a cell holding a carriage return is quoted all the same (Python's
+            # writer quotes only the characters of its line terminator: CRLF, then trimmed)
+            self._line = io.StringIO()
+            self._csv = csv.writer(self._line, lineterminator="\r\n")
+            self._write_csv(OUTPUT_COLUMNS)
 
     def write(self, row: Row, response: pb.ScoreRouteResponse | None) -> None:
+        """One output row; in CSV, text cells that a spreadsheet would run as a formula (an id such
+        as ``=HYPERLINK(...)``) are neutralised with a leading ``'`` (JSONL keeps them exact)."""
         record: dict[str, Any] = dict.fromkeys(OUTPUT_COLUMNS)
         record["id"] = row.id
         record["error"] = row.error or None
@@ -275,10 +314,22 @@ class _Writer:
             self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             return
         digits = {"score": 2, "distance_km": 1, "duration_h": 2, "wait_minutes": 0}
-        self._csv.writerow(
-            "" if record[c] is None else f"{record[c]:.{digits[c]}f}" if c in digits else record[c]
+        self._write_csv(
+            ""
+            if record[c] is None
+            else f"{record[c]:.{digits[c]}f}"
+            if c in digits
+            else spreadsheet_safe(str(record[c]))
+            if c in TEXT_COLUMNS
+            else record[c]
             for c in OUTPUT_COLUMNS
         )
+
+    def _write_csv(self, cells: Iterable[Any]) -> None:
+        self._csv.writerow(cells)
+        self._stream.write(self._line.getvalue().removesuffix("\r\n") + "\n")
+        self._line.seek(0)
+        self._line.truncate()
 
     def flush(self) -> None:
         self._stream.flush()
@@ -332,11 +383,18 @@ class _Batcher:
 
 def _count_data_lines(path: Path, fmt: FileFormat) -> int | None:
     """Rows to expect, for the progress bar (lines, less the CSV header); None when unknown."""
+    lines, filled = 0, False
     try:
         with path.open("rb") as stream:
-            lines = sum(1 for line in stream if line.strip())
+            while chunk := stream.read(1 << 20):  # in pieces: one huge line is never held whole
+                parts = chunk.split(b"\n")
+                for part in parts[:-1]:
+                    lines += filled or bool(part.strip())
+                    filled = False
+                filled = filled or bool(parts[-1].strip())
     except OSError:
         return None
+    lines += filled
     return max(lines - (1 if fmt is FileFormat.csv else 0), 0)
 
 

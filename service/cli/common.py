@@ -145,6 +145,17 @@ def violations(exc: grpc.RpcError) -> str:
     return "invalid request: " + "; ".join(parts) if parts else ""
 
 
+# a spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell for a CSV a spreadsheet may open: one that a spreadsheet would take for a formula
+    gets a leading single quote (OWASP's advice), so that it shows as the text it is. Apply it to
+    text cells only (ids, names, errors): numbers such as a negative longitude stay numbers."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def read_route(source: str) -> routes.RoutePath:
     """Decode a route file (GeoJSON or GPX) or stdin; file errors are the caller's."""
     try:

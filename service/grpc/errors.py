@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -27,18 +29,43 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# what a BadRequest repeats of a caller's input: never megabytes back. The status travels in the
+# trailing metadata (base64), which clients refuse past 8 KiB by default: the whole stays under it.
+MAX_DETAIL_CHARS = 200  # of one field path or description
+MAX_DETAILS_TOTAL = 4000  # of all the listed field paths and descriptions together
+MAX_VIOLATIONS = 100  # listed at most; the rest are counted
+MAX_MESSAGE_CHARS = 500
+
+
+def capped(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
 
 def bad_request_status(error: InputError) -> status_pb2.Status:
-    """A ``google.rpc.Status`` carrying a ``BadRequest`` with every field violation."""
-    details = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ]
-    )
+    """A ``google.rpc.Status`` carrying a ``BadRequest`` with the field violations: each field path
+    and description cut to :data:`MAX_DETAIL_CHARS` (with its length said), as many as fit in
+    :data:`MAX_DETAILS_TOTAL` characters (at most :data:`MAX_VIOLATIONS`, at least one), the last
+    listed saying how many more there were."""
+    violations: list[error_details_pb2.BadRequest.FieldViolation] = []
+    total = 0
+    for v in error.violations:
+        field, description = capped(v.field), capped(v.description)
+        total += len(field) + len(description)
+        if violations and (total > MAX_DETAILS_TOTAL or len(violations) == MAX_VIOLATIONS):
+            break
+        violations.append(error_details_pb2.BadRequest.FieldViolation(field=field, description=description))
+    if len(error.violations) > len(violations):
+        violations[-1].description += f" (and {len(error.violations) - len(violations)} more violations not listed)"
+    details = error_details_pb2.BadRequest(field_violations=violations)
     packed = any_pb2.Any()
     packed.Pack(details)
-    return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error)[:1000], details=[packed])
+    message = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT, message=capped(message, MAX_MESSAGE_CHARS), details=[packed]
+    )
 
 
 def status_for(exc: BaseException) -> status_pb2.Status:
@@ -54,6 +81,31 @@ def status_for(exc: BaseException) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
+def _fail(context: grpc.ServicerContext, status: status_pb2.Status) -> None:
+    """End the call with ``status`` (its details in the trailing metadata) without raising.
+
+    ``context.abort_with_status`` raises an exception that grpc keeps on the call's state while
+    its traceback holds the handler's frames, the request among their locals: a reference cycle
+    that keeps every failed request (a 50 MB route, say) alive until the garbage collector
+    happens to run. Setting the status and returning frees the request with the call.
+    """
+    grpc_status = rpc_status.to_status(status)
+    context.set_trailing_metadata(grpc_status.trailing_metadata)
+    context.set_code(grpc_status.code)
+    context.set_details(grpc_status.details)
+
+
+@functools.cache
+def _empty_response(method: Callable[..., Any]) -> Any:
+    """An empty message of the type ``method`` answers (grpc sends it with the error code set;
+    a client sees only the error), or None when its annotation does not say."""
+    try:
+        answer = typing.get_type_hints(method).get("return")
+    except Exception:  # an annotation that does not resolve: abort as before
+        return None
+    return answer() if isinstance(answer, type) and issubclass(answer, Message) else None
+
+
 def grpc_errors(method: F) -> F:
     """Decorate a servicer method: domain errors become their status codes."""
 
@@ -62,10 +114,16 @@ def grpc_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
-            context.abort_with_status(rpc_status.to_status(status_for(exc)))
+            status = status_for(exc)
         except Exception:
             log.exception("unhandled error", extra={"rpc": method.__name__})
-            context.abort_with_status(rpc_status.to_status(status_for(RuntimeError())))
+            status = status_for(RuntimeError())
+        del request  # nothing of the request outlives the call
+        empty = _empty_response(method)
+        if empty is None:  # every servicer method is annotated (tests/service/test_bounded_input.py)
+            context.abort_with_status(rpc_status.to_status(status))
+        _fail(context, status)
+        return empty
 
     return cast(F, wrapper)  # same signature as ``method``: functools.wraps keeps it
 
@@ -79,11 +137,14 @@ def grpc_stream_errors(method: F) -> F:
         try:
             yield from method(self, request, context)
         except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
-            context.abort_with_status(rpc_status.to_status(status_for(exc)))
+            status = status_for(exc)
         except Exception:
             if not context.is_active():  # the client went away mid-stream: nothing to report
                 return
             log.exception("unhandled error", extra={"rpc": method.__name__})
-            context.abort_with_status(rpc_status.to_status(status_for(RuntimeError())))
+            status = status_for(RuntimeError())
+        else:
+            return
+        _fail(context, status)
 
     return cast(F, wrapper)  # same signature as ``method``: functools.wraps keeps it

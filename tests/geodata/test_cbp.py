@@ -681,3 +681,37 @@ def test_arbitrary_historical_rows_parse_or_raise_invalid_feed(rows):
         assert error.violations
         return
     assert all(p.shape == (168,) and not (p < 0).any() for p in profiles.values())
+
+
+# ----------------------------------------------------------------------------- bounded parsing
+
+
+def test_deep_or_huge_feeds_are_refused_before_they_are_read():
+    from geodata.cbp_feed import MAX_FEED_BYTES, MAX_FEED_DEPTH
+
+    deep_xml = "<border_wait_time>" + "<port>" * 100_000 + "</port>" * 100_000 + "</border_wait_time>"
+    deep_json = "[" * 100_000 + "]" * 100_000
+    for feed, words in (
+        (deep_xml, f"nests more than {MAX_FEED_DEPTH} elements deep"),
+        (deep_xml.encode(), f"nests more than {MAX_FEED_DEPTH} elements deep"),
+        (deep_json, "nests 100000 levels deep"),
+        (" " * (MAX_FEED_BYTES + 1), "more than the limit"),
+        (b"<" + b" " * MAX_FEED_BYTES, "more than the limit"),
+    ):
+        with pytest.raises(InvalidFeedError, match=words) as caught:
+            parse_feed(feed)
+        assert [v.field for v in caught.value.violations] == ["feed"]
+
+
+def test_a_dtd_is_refused_in_any_encoding():
+    bomb = (
+        '<?xml version="1.0" encoding="UTF-16"?>'
+        '<!DOCTYPE x [<!ENTITY a "aaaa">]><border_wait_time>&a;</border_wait_time>'
+    )
+    with pytest.raises(InvalidFeedError, match="DOCTYPE"):
+        parse_bwt_xml(bomb.encode("utf-16"))
+
+
+def test_deep_historical_json_is_refused():
+    with pytest.raises(InvalidFeedError, match="nests 5000 levels deep"):
+        parse_historical('{"wait_times": ' + "[" * 4999 + "]" * 4999 + "}", port_number="230404")

@@ -23,6 +23,7 @@ from geodata.route import (
     from_gpx,
     from_points,
     from_polyline,
+    geojson_max_chars,
 )
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "slt-mty.geojson"
@@ -540,3 +541,64 @@ def test_from_file_errors_name_the_file(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(InvalidRouteError):
         from_file(binary)
+
+
+# --------------------------------------------------------------------------- bounded parsing
+
+
+def test_polyline_length_is_checked_before_anything_is_decoded() -> None:
+    # a point takes at most 16 characters: one character more than max_points * 16 is refused by
+    # its length alone, whatever it holds (here: not even polyline characters)
+    with pytest.raises(InvalidRouteError) as exc:
+        from_polyline("!" * (16 * 10 + 1), max_points=10)
+    assert only(exc).field == "route.encoded_polyline"
+    assert "161 characters long" in only(exc).description and "10 points" in only(exc).description
+    # the longest legal points fit: 10 points of 8-chunk values (±180° at precision 9)
+    longest = polyline.encode([(0.0, 0.0)] + [((-1) ** i * 90.0, (-1) ** i * 180.0) for i in range(9)], 9)
+    assert len(longest) == 2 + 9 * 16
+    lat, _ = decode_polyline(longest, precision=9, max_points=10)
+    assert lat.size == 10
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 100_000])
+def test_deep_geojson_is_refused_as_a_caller_error(depth: int) -> None:
+    for text in (
+        "[" * depth + "]" * depth,
+        '{"type": "LineString", "coordinates": ' + "[" * depth + "]" * depth + "}",
+        '{"type": "Feature", "properties": ' + '{"a":' * depth + "1" + "}" * depth + "}",
+    ):
+        with pytest.raises(InvalidRouteError) as exc:
+            from_geojson(text)
+        assert only(exc).field == "route.geojson"
+        assert f"nests {depth + text.startswith('{')} levels deep" in only(exc).description
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    doc = {
+        "type": "Feature",
+        "properties": {"name": "[[[[" * 100 + '"\\' + "{{{{" * 100},
+        "geometry": {"type": "LineString", "coordinates": [[-99.1, 19.4], [-99.0, 19.5]]},
+    }
+    assert len(from_geojson(json.dumps(doc))) == 2
+
+
+def test_geojson_size_and_value_count_are_checked_before_parsing() -> None:
+    with pytest.raises(InvalidRouteError) as exc:
+        from_geojson(" " * (geojson_max_chars(10) + 1), max_points=10)
+    assert "characters long" in only(exc).description
+    # many tiny values in a small text: refused before json.loads makes an object of each
+    with pytest.raises(InvalidRouteError) as exc:
+        from_geojson('{"type": "LineString", "coordinates": [' + "[]," * 200_000 + "[]]}", max_points=10)
+    assert "brackets and commas" in only(exc).description
+
+
+def test_gpx_with_a_dtd_or_too_long_is_refused_before_parsing() -> None:
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE gpx [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<gpx version="1.1" creator="x"><trk><name>&b;</name><trkseg>'
+        '<trkpt lat="19.4" lon="-99.1"/><trkpt lat="19.5" lon="-99.0"/></trkseg></trk></gpx>'
+    )
+    with pytest.raises(InvalidRouteError, match="DOCTYPE or ENTITY"):
+        from_gpx(bomb)
+    with pytest.raises(InvalidRouteError, match="characters long"):
+        from_gpx("<gpx>" + " " * 2_000_000, max_points=2)

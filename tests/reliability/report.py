@@ -116,6 +116,19 @@ def _consistency(f: Figures) -> str:
     return f"{_n(f['answers'])} answers during {f['activations']} activations: {f['mixed']} mixed, {f['errors']} errors"
 
 
+def _hostile_polyline(f: Figures) -> str:
+    return (
+        f"{f['calls']} × {f['megabytes']:g} MB refused, INVALID_ARGUMENT naming the field; server RSS "
+        f"{f['rss_before_mib']:.0f} MiB, +{f['rss_growth_mib']:.0f} MiB after them (bound {f['limit_mib']}), "
+        f"peak +{f['peak_growth_mib']:.0f} MiB while they ran"
+    )
+
+
+def _hostile_geojson(f: Figures) -> str:
+    codes = ", ".join(f"{rpc} {code}" for rpc, code in sorted(f["codes"].items()))
+    return f"depth {f['depth']:,}: {codes}"
+
+
 @dataclass(frozen=True)
 class Scenario:
     key: str  # figures key in reliability.json ("" when the tests record no figures)
@@ -149,6 +162,69 @@ SCENARIOS = [
             "tests/geodata/test_cbp.py::test_arbitrary_bytes_parse_or_raise_invalid_feed",
         ),
         _fuzz_ingest,
+    ),
+    Scenario(
+        "hostile-polyline",
+        "A 50 MB encoded polyline",
+        "`routerisk serve` subprocess; ScoreRoute with a 50 MB `encoded_polyline` / `encoded_polyline6`, 4 "
+        "times, each from its own connection; RSS read from /proc once the calls settled. Bound: a "
+        "polyline longer than 16 characters × `ROUTERISK_MAX_ROUTE_POINTS` is refused by its length "
+        "before anything is decoded; the failed call ends without the exception cycle that kept the "
+        "request alive; RSS growth under 80 MiB",
+        (
+            "tests/service/test_bounded_input.py::test_a_50_mb_polyline_is_refused_without_growing_the_server",
+            "tests/geodata/test_route.py::test_polyline_length_is_checked_before_anything_is_decoded",
+        ),
+        _hostile_polyline,
+    ),
+    Scenario(
+        "hostile-geojson",
+        "A GeoJSON route nested 1,000 levels deep, on every RPC that takes a route",
+        "ScoreRoute, BatchScoreRoutes (one bad item among good ones), CompareRoutes, SuggestDepartures, "
+        "MonitorTrip through a real channel. Bound: GeoJSON text is scanned before `json.loads` (no "
+        "Python objects): at most 64 levels, 1 MiB + 256 characters and 100,000 + 8 brackets/commas per "
+        "allowed point; INVALID_ARGUMENT naming the field, the batch's other items scored",
+        (
+            "tests/service/test_bounded_input.py::test_a_deeply_nested_geojson_route_is_invalid_argument_on_every_rpc",
+            "tests/geodata/test_route.py::test_deep_geojson_is_refused_as_a_caller_error",
+            "tests/geodata/test_route.py::test_geojson_size_and_value_count_are_checked_before_parsing",
+        ),
+        _hostile_geojson,
+    ),
+    Scenario(
+        "",
+        "Error details never echo megabytes back",
+        "5,000 bad stops in one ScoreRoute (10,000 violations); a 1 MB description. Bound: each field and "
+        "description cut to 200 characters with its length said, at most 100 violations and 4,000 "
+        "characters listed (the rest counted), the message 500: under gRPC's 8 KiB metadata limit",
+        (
+            "tests/service/test_bounded_input.py::test_a_request_with_thousands_of_mistakes_gets_a_bounded_bad_request",
+            "tests/service/test_bounded_input.py::test_what_a_bad_request_repeats_of_a_value_is_capped",
+        ),
+    ),
+    Scenario(
+        "",
+        "`score-batch`: formula-injection ids, nested GeoJSON and JSONL rows",
+        "the CLI as a subprocess: ids `=HYPERLINK(...)`, `+cmd...`, `@SUM(...)`, `-2+3+cmd...` (DDE payloads), tab and "
+        "carriage return; a CSV route cell nested 1,000 deep; JSONL rows nested 5,000 deep. Bound: CSV text "
+        "cells starting with = + - @ tab CR get a leading `'` (numbers stay numbers); JSONL lines and CSV "
+        "cells at most the longest route's size, rows 64 levels deep; a bad row is a bad row (exit 2)",
+        (
+            "tests/test_cli_batch.py::test_csv_output_neutralises_formulas_and_a_nested_geojson_row_is_a_bad_row",
+            "tests/test_cli_batch.py::test_jsonl_rows_nested_deep_are_bad_rows_and_the_others_are_scored",
+        ),
+    ),
+    Scenario(
+        "",
+        "CBP feeds: deep, huge, a DTD hidden in UTF-16",
+        "XML and JSON nested 100,000 deep, a feed over 16 MiB, an entity declaration in a UTF-16 document, "
+        "a deep historical export. Bound: size checked first; XML through expat with DTDs refused in any "
+        "encoding and at most 32 levels; JSON scanned before parsing",
+        (
+            "tests/geodata/test_cbp.py::test_deep_or_huge_feeds_are_refused_before_they_are_read",
+            "tests/geodata/test_cbp.py::test_a_dtd_is_refused_in_any_encoding",
+            "tests/geodata/test_cbp.py::test_deep_historical_json_is_refused",
+        ),
     ),
     Scenario(
         "geometry-edges",
@@ -433,6 +509,19 @@ def render(data: dict) -> str:
         "  calls were answered before the signal. It now signals once every client has an answer.",
         "- `layers build` turned a header-only file into an empty layer that scores every route 0. Now",
         "  a file without incidents is rejected.",
+        "- A 50 MB `encoded_polyline` was decoded into 8-byte integers before its point count was",
+        "  checked (peak +680 MiB), and every failed call's request stayed in memory until the garbage",
+        "  collector ran (`abort_with_status` raises an exception that grpc keeps on the call while its",
+        "  traceback holds the handler's frames): RSS +100-150 MiB per call, kept. Now the length is",
+        "  checked first and errors set the status without raising.",
+        "- A GeoJSON route nested ~1,000 deep was INTERNAL (RecursionError in `json.loads`) on every",
+        "  RPC that takes a route, the whole batch included; `score-batch` crashed on such a row.",
+        '- A request with thousands of bad fields was answered RESOURCE_EXHAUSTED ("received metadata',
+        '  size exceeds hard limit", 768,837 bytes vs 16,384): the BadRequest listed every violation.',
+        "- A CBP XML feed declaring entities in UTF-16 passed the DTD check; a deeply nested one",
+        "  overflowed the recursive reader.",
+        "- `score-batch` wrote ids such as `=HYPERLINK(...)` verbatim into its CSV, and an id holding a",
+        "  carriage return unquoted (splitting the row).",
         "- `routerisk serve` lost a SIGTERM that the kernel handed to a gRPC thread (the main thread",
         "  blocked in `Event.wait()` never ran the handler) and hung until SIGKILL: seen once as the",
         "  PID 1 test hanging 9 minutes. Now the main thread polls a lock-free flag every 0.2 s.",
