@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,7 +24,7 @@ from service import logs
 from service.config import Settings
 from service.grpc import metrics
 from service.grpc.admin_servicer import RouteRiskAdminServicer
-from service.grpc.auth import TENANT, AuthInterceptor, configured_keys
+from service.grpc.auth import TENANT, ApiKey, AuthInterceptor, configured_keys
 from service.grpc.limits import LimitsInterceptor
 from service.grpc.metrics import MetricsInterceptor, start_metrics_server
 from service.grpc.request_log import LoggingInterceptor, RequestContextFilter
@@ -108,25 +108,12 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     keys = configured_keys(settings.api_keys, settings.api_keys_file)
     if not keys:
         log.warning("authentication is off: no API keys configured (ROUTERISK_API_KEYS_FILE)")
-    interceptors = [
-        # first, so calls refused by authentication or limits are counted and logged too
-        MetricsInterceptor(),
-        LoggingInterceptor(tenant_var=TENANT),
-        AuthInterceptor(keys),
-        LimitsInterceptor(
-            limit,
-            settings.rate_limit_per_second,
-            settings.rate_limit_burst,
-            settings.deadline_cap_seconds,
-            settings.max_trip_streams,
-        ),
-    ]
+    interceptors = interceptors_for(settings, keys)
     # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
     # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
     executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
     server = grpc.server(executor, options=options, interceptors=interceptors)
-    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
-    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), server)
+    service_handlers(state, settings, cache).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -139,6 +126,52 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running
+
+
+def interceptors_for(settings: Settings, keys: list[ApiKey]) -> list[grpc.ServerInterceptor]:
+    """The server's interceptors, in order."""
+    limit = settings.max_concurrent_rpcs or settings.max_workers
+    return [
+        # first, so calls refused by authentication or limits are counted and logged too
+        MetricsInterceptor(),
+        LoggingInterceptor(tenant_var=TENANT),
+        AuthInterceptor(keys),
+        LimitsInterceptor(
+            limit,
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.deadline_cap_seconds,
+            settings.max_trip_streams,
+        ),
+    ]
+
+
+@dataclass
+class Handlers:
+    """The method handlers of RouteRiskService and RouteRiskAdminService (health and reflection
+    apart), as the generated ``add_*_to_server`` functions register them."""
+
+    generic: list[grpc.GenericRpcHandler] = field(default_factory=list)
+    registered: dict[str, dict[str, grpc.RpcMethodHandler]] = field(default_factory=dict)
+
+    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
+        self.generic.extend(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.registered[service] = handlers
+
+    def add_to(self, server: grpc.Server) -> None:
+        server.add_generic_rpc_handlers(tuple(self.generic))
+        for service, handlers in self.registered.items():
+            server.add_registered_method_handlers(service, handlers)
+
+
+def service_handlers(state: ServingState, settings: Settings, cache: Cache) -> Handlers:
+    """The API's method handlers over ``state``."""
+    handlers = Handlers()
+    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), handlers)
+    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), handlers)
+    return handlers
 
 
 def _bind(server: grpc.Server, settings: Settings) -> int:

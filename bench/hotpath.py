@@ -1,0 +1,203 @@
+"""The cached ScoreRoute hot path, piece by piece: what each interceptor costs, and the cached
+answer's throughput as a share of the bare echo's, measured back to back in one run.
+
+    python -m bench.hotpath            # about a minute: in-process costs, then 3 rounds of gRPC loads
+    python -m bench.hotpath --rounds 5 --seconds 3
+
+*In process* (no network, no client): a grpcio method handler is looked up through the same
+interceptor pipeline ``grpc.server`` uses (``grpc._interceptor.service_pipeline``) and called
+with a stand-in servicer context, request bytes in, response bytes out (the handler's own
+(de)serialisers), on a cached 100 km ScoreRoute; once with no interceptor, once with each alone,
+once with the server's chain. *Through gRPC*: ``routerisk serve`` (seeds, in-process cache) and
+the echo floor (``bench/echo.py``, same message sizes) as subprocesses, loaded in turn by the
+same client (``bench.serving.measure``) at 8 and 32 calls in flight, round after round, so each
+ratio compares loads seconds apart. Prints; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+from grpc import _interceptor
+
+from bench.data import ranking_routes
+from bench.serving import SCORE_METHOD, Server, call_all, echo_target, measure, score_request, score_target
+
+
+class StandInContext:
+    """What the interceptors and the servicer ask of a grpc servicer context, answered plainly."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self._metadata = metadata
+        self._trailing: tuple = ()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def code(self) -> Any:
+        return None
+
+    def is_active(self) -> bool:
+        return True
+
+    def trailing_metadata(self) -> tuple:
+        return self._trailing
+
+    def set_trailing_metadata(self, metadata: tuple) -> None:
+        self._trailing = metadata
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise RuntimeError(f"{code}: {details}")
+
+
+class _Details(grpc.HandlerCallDetails):
+    def __init__(self, method: str, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.method = method
+        self.invocation_metadata = metadata
+
+
+def _per_call_us(fn: Callable[[], object], seconds: float) -> float:
+    """Median over 5 batches of the mean time of one call, in µs."""
+    fn()
+    gc.collect()
+    batch = 200
+    means = []
+    deadline = time.perf_counter() + seconds
+    while len(means) < 5 or time.perf_counter() < deadline:
+        started = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        means.append((time.perf_counter() - started) / batch * 1e6)
+        if len(means) >= 50:
+            break
+    return float(np.median(means))
+
+
+def _call_through(
+    interceptors: Sequence[grpc.ServerInterceptor], handlers: Sequence[grpc.GenericRpcHandler], request: bytes
+) -> Callable[[], object]:
+    """One call as grpc's sync server makes it: pipeline look-up, deserialise, behaviour, serialise."""
+    pipeline = _interceptor.service_pipeline(list(interceptors))
+    metadata = (("user-agent", "bench"),)
+    details = _Details(SCORE_METHOD, metadata)
+
+    def find(call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        for generic in handlers:
+            found = generic.service(call_details)
+            if found is not None:
+                return found
+        return None
+
+    def one() -> object:
+        handler = pipeline.execute(find, details) if pipeline is not None else find(details)
+        assert handler is not None and handler.unary_unary is not None
+        message = handler.request_deserializer(request) if handler.request_deserializer else request
+        response = handler.unary_unary(message, StandInContext(metadata))
+        return handler.response_serializer(response) if handler.response_serializer else response
+
+    return one
+
+
+def interceptor_costs(seconds: float) -> dict[str, float]:
+    """µs per cached 100 km ScoreRoute call in process: bare handler, each interceptor alone, the chain."""
+    import logging
+
+    from service.config import Settings
+    from service.grpc import server as server_module
+    from service.grpc.auth import TENANT, AuthInterceptor
+    from service.grpc.limits import LimitsInterceptor
+    from service.grpc.metrics import MetricsInterceptor
+    from service.grpc.request_log import LoggingInterceptor
+    from service.store.serving import ServingState, load_initial_snapshot
+
+    logging.getLogger("service").setLevel(logging.WARNING)  # as the bench's server runs: no INFO lines
+    settings = Settings(cache_max_entries=10_000)
+    snapshot = load_initial_snapshot(settings)
+    state = ServingState()
+    state.activate(snapshot.layer, snapshot.border)
+    handlers = server_module.service_handlers(state, settings, server_module.make_cache(settings)).generic
+    request = score_request(ranking_routes(1, 100.0)[0].path).SerializeToString()
+    limits = LimitsInterceptor(32, 0.0, 1.0, settings.deadline_cap_seconds, settings.max_trip_streams)
+    cases: dict[str, list[grpc.ServerInterceptor]] = {
+        "no interceptor": [],
+        "metrics alone": [MetricsInterceptor()],
+        "request log alone": [LoggingInterceptor(tenant_var=TENANT)],
+        "auth alone (keys off)": [AuthInterceptor([])],
+        "limits alone": [limits],
+        "the server's chain": server_module.interceptors_for(settings, []),
+    }
+    results = {}
+    for name, chain in cases.items():
+        results[name] = _per_call_us(_call_through(chain, handlers, request), seconds)
+    return results
+
+
+def throughput(rounds: int, seconds: float, concurrency: Sequence[int] = (8, 32)) -> list[dict]:
+    """Cached ScoreRoute and echo req/s at each load, alternating, ``rounds`` times."""
+    requests = [score_request(r.path) for r in ranking_routes(20, 100.0)]
+    target = score_target(requests)
+    env = {"ROUTERISK_CACHE_MAX_ENTRIES": "10000"}
+    rows: list[dict] = []
+    with Server.routerisk(1, env) as routerisk:
+        responses = call_all(routerisk.address, target)
+        sizes = (max(r.ByteSize() for r in requests), max(r.ByteSize() for r in responses))  # type: ignore[attr-defined]
+        with Server.echo(1, sizes[1]) as echo:
+            echo_load = echo_target(sizes[0])
+            for n in range(rounds):
+                for c in concurrency:
+                    ours = measure(routerisk.address, target, c, seconds)
+                    floor = measure(echo.address, echo_load, c, seconds)
+                    rows.append(
+                        {
+                            "round": n,
+                            "concurrency": c,
+                            "cached_rps": ours.rps,
+                            "echo_rps": floor.rps,
+                            "ratio": ours.rps / floor.rps,
+                            "cached_p50_ms": ours.p50_ms,
+                            "echo_p50_ms": floor.p50_ms,
+                        }
+                    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per load, per round")
+    parser.add_argument("--in-process-only", action="store_true")
+    args = parser.parse_args(argv)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    costs = interceptor_costs(max(args.seconds, 1.0))
+    bare = costs["no interceptor"]
+    print("cached 100 km ScoreRoute in process (deserialise, handler, serialise), µs per call:")
+    for name, us in costs.items():
+        extra = "" if name == "no interceptor" else f"  (+{us - bare:.1f} µs)"
+        print(f"  {name:<24} {us:7.1f}{extra}")
+    if args.in_process_only:
+        return
+    rows = throughput(args.rounds, args.seconds)
+    print("through gRPC, 1 worker, 100 km routes (cached) vs echo, same sizes:")
+    for row in rows:
+        print(
+            f"  round {row['round']} in flight {row['concurrency']:>2}: cached {row['cached_rps']:7,.0f} req/s,"
+            f" echo {row['echo_rps']:7,.0f} req/s, ratio {row['ratio']:.0%}"
+        )
+    for c in sorted({r["concurrency"] for r in rows}):
+        ratios = [r["ratio"] for r in rows if r["concurrency"] == c]
+        print(f"  in flight {c:>2}: median ratio {np.median(ratios):.0%} over {len(ratios)} rounds")
+    print(f"load average at end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
