@@ -24,10 +24,11 @@ from service import logs
 from service.config import Settings
 from service.grpc import metrics
 from service.grpc.admin_servicer import RouteRiskAdminServicer
-from service.grpc.auth import TENANT, ApiKey, AuthInterceptor, configured_keys
+from service.grpc.auth import ApiKey, AuthInterceptor, configured_keys
+from service.grpc.interceptor import CallInterceptor
 from service.grpc.limits import LimitsInterceptor
-from service.grpc.metrics import MetricsInterceptor, start_metrics_server
-from service.grpc.request_log import LoggingInterceptor, RequestContextFilter
+from service.grpc.metrics import start_metrics_server
+from service.grpc.request_log import RequestContextFilter
 from service.grpc.servicer import RouteRiskServicer
 from service.grpc.tracing import configure_tracing
 from service.store.border_feed import FeedPoller
@@ -129,21 +130,17 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
 
 
 def interceptors_for(settings: Settings, keys: list[ApiKey]) -> list[grpc.ServerInterceptor]:
-    """The server's interceptors, in order."""
+    """The server's interceptors: one, doing what metrics, the request log, authentication and
+    limits do in that order (so calls refused by authentication or limits are counted and logged too)."""
     limit = settings.max_concurrent_rpcs or settings.max_workers
-    return [
-        # first, so calls refused by authentication or limits are counted and logged too
-        MetricsInterceptor(),
-        LoggingInterceptor(tenant_var=TENANT),
-        AuthInterceptor(keys),
-        LimitsInterceptor(
-            limit,
-            settings.rate_limit_per_second,
-            settings.rate_limit_burst,
-            settings.deadline_cap_seconds,
-            settings.max_trip_streams,
-        ),
-    ]
+    limits = LimitsInterceptor(
+        limit,
+        settings.rate_limit_per_second,
+        settings.rate_limit_burst,
+        settings.deadline_cap_seconds,
+        settings.max_trip_streams,
+    )
+    return [CallInterceptor(AuthInterceptor(keys), limits)]
 
 
 @dataclass
