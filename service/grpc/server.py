@@ -166,9 +166,23 @@ class Handlers:
 def service_handlers(state: ServingState, settings: Settings, cache: Cache) -> Handlers:
     """The API's method handlers over ``state``."""
     handlers = Handlers()
-    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), handlers)
+    api = RouteRiskServicer(state, settings, cache)
+    pb_grpc.add_RouteRiskServiceServicer_to_server(api, handlers)
     admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), handlers)
+    # ScoreRoute may answer with bytes already serialized (a cached answer), passed through as they are
+    handlers.registered[SERVICE_NAME]["ScoreRoute"] = grpc.unary_unary_rpc_method_handler(
+        api.score_route_wire,
+        request_deserializer=pb.ScoreRouteRequest.FromString,
+        response_serializer=_serialized,
+    )
+    handlers.generic = [
+        grpc.method_handlers_generic_handler(name, methods) for name, methods in handlers.registered.items()
+    ]
     return handlers
+
+
+def _serialized(response: bytes | pb.ScoreRouteResponse) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def _bind(server: grpc.Server, settings: Settings) -> int:
