@@ -17,10 +17,12 @@ ratio compares loads seconds apart. Prints; asserts nothing about time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -149,32 +151,36 @@ def interceptor_costs(seconds: float) -> dict[str, float]:
     return _per_call_us({name: _call_through(c, handlers, request) for name, c in cases.items()}, seconds)
 
 
-def throughput(rounds: int, seconds: float, concurrency: Sequence[int] = (8, 32)) -> list[dict]:
-    """Cached ScoreRoute and echo req/s at each load, alternating, ``rounds`` times."""
+def throughput(
+    rounds: int, seconds: float, concurrency: Sequence[int] = (8, 32), baseline: Path | None = None
+) -> list[dict]:
+    """Cached ScoreRoute and echo req/s at each load, in turn, ``rounds`` times; with ``baseline``
+    (another checkout of routerisk), its server too, in the same turns."""
     requests = [score_request(r.path) for r in ranking_routes(20, 100.0)]
     target = score_target(requests)
     env = {"ROUTERISK_CACHE_MAX_ENTRIES": "10000"}
     rows: list[dict] = []
-    with Server.routerisk(1, env) as routerisk:
-        responses = call_all(routerisk.address, target)
+    with contextlib.ExitStack() as stack:
+        servers = {"cached": stack.enter_context(Server.routerisk(1, env))}
+        if baseline is not None:
+            old_env = {**env, "PYTHONPATH": str(baseline)}
+            servers["baseline"] = stack.enter_context(Server.routerisk(1, old_env))
+        warmed = [call_all(server.address, target) for server in servers.values()]  # every answer cached
+        responses = warmed[0]
         sizes = (max(r.ByteSize() for r in requests), max(r.ByteSize() for r in responses))  # type: ignore[attr-defined]
-        with Server.echo(1, sizes[1]) as echo:
-            echo_load = echo_target(sizes[0])
-            for n in range(rounds):
-                for c in concurrency:
-                    ours = measure(routerisk.address, target, c, seconds)
-                    floor = measure(echo.address, echo_load, c, seconds)
-                    rows.append(
-                        {
-                            "round": n,
-                            "concurrency": c,
-                            "cached_rps": ours.rps,
-                            "echo_rps": floor.rps,
-                            "ratio": ours.rps / floor.rps,
-                            "cached_p50_ms": ours.p50_ms,
-                            "echo_p50_ms": floor.p50_ms,
-                        }
-                    )
+        echo = stack.enter_context(Server.echo(1, sizes[1]))
+        echo_load = echo_target(sizes[0])
+        for n in range(rounds):
+            for c in concurrency:
+                row: dict = {"round": n, "concurrency": c}
+                for name, server in servers.items():
+                    load = measure(server.address, target, c, seconds)
+                    row[f"{name}_rps"], row[f"{name}_p50_ms"] = load.rps, load.p50_ms
+                floor = measure(echo.address, echo_load, c, seconds)
+                row["echo_rps"], row["echo_p50_ms"] = floor.rps, floor.p50_ms
+                for name in servers:
+                    row[f"{name}_ratio"] = row[f"{name}_rps"] / floor.rps
+                rows.append(row)
     return rows
 
 
@@ -183,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="per load, per round")
     parser.add_argument("--in-process-only", action="store_true")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout of routerisk: its server is loaded in the same turns"
+    )
     args = parser.parse_args(argv)
     print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     costs = interceptor_costs(max(3 * args.seconds, 3.0))
@@ -193,16 +202,20 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:<24} {us:7.1f}{extra}")
     if args.in_process_only:
         return
-    rows = throughput(args.rounds, args.seconds)
-    print("through gRPC, 1 worker, 100 km routes (cached) vs echo, same sizes:")
+    rows = throughput(args.rounds, args.seconds, baseline=args.baseline)
+    names = ["cached"] + (["baseline"] if args.baseline else [])
+    print("through gRPC, 1 worker, 20 distinct 100 km routes, cached, vs the echo floor with the same sizes:")
     for row in rows:
+        parts = [f"{name} {row[f'{name}_rps']:6,.0f} req/s ({row[f'{name}_ratio']:.0%})" for name in names]
         print(
-            f"  round {row['round']} in flight {row['concurrency']:>2}: cached {row['cached_rps']:7,.0f} req/s,"
-            f" echo {row['echo_rps']:7,.0f} req/s, ratio {row['ratio']:.0%}"
+            f"  round {row['round']} in flight {row['concurrency']:>2}: "
+            + ", ".join(parts)
+            + f", echo {row['echo_rps']:6,.0f} req/s"
         )
     for c in sorted({r["concurrency"] for r in rows}):
-        ratios = [r["ratio"] for r in rows if r["concurrency"] == c]
-        print(f"  in flight {c:>2}: median ratio {np.median(ratios):.0%} over {len(ratios)} rounds")
+        for name in names:
+            ratios = [r[f"{name}_ratio"] for r in rows if r["concurrency"] == c]
+            print(f"  in flight {c:>2}: {name} median ratio to echo {np.median(ratios):.0%} over {len(ratios)} rounds")
     print(f"load average at end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
