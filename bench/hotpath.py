@@ -68,14 +68,13 @@ class _Details(grpc.HandlerCallDetails):
         self.invocation_metadata = metadata
 
 
-def _per_call_us(cases: dict[str, Callable[[], object]], seconds: float) -> dict[str, float]:
+def _per_call_us(cases: dict[str, Callable[[], object]], seconds: float, batch: int = 200) -> dict[str, float]:
     """µs per call of each case: batches of 200 calls, the cases in turn, round after round for
     ``seconds`` (so a burst of load from elsewhere hits every case alike); the fastest batch mean,
     the least disturbed by the other processes on a shared machine (a median there measures them)."""
     for fn in cases.values():
         fn()
     gc.collect()
-    batch = 200
     means: dict[str, list[float]] = {name: [] for name in cases}
     deadline = time.perf_counter() + seconds
     rounds = 0
@@ -151,6 +150,31 @@ def interceptor_costs(seconds: float) -> dict[str, float]:
     return _per_call_us({name: _call_through(c, handlers, request) for name, c in cases.items()}, seconds)
 
 
+def route_breakdown(seconds: float) -> dict[str, float]:
+    """ms per call on the bench's 1,000 km route (2,000 vertices), seed layer: the whole scoring,
+    route → cells, and within it the per-vertex ``latlng_to_cell`` lookups and the gap closing."""
+    from bench.data import length_routes
+    from geodata import cells
+    from service.config import Settings
+    from service.store.serving import load_initial_snapshot
+    from service.usecases.scoring import ModelOptions, ScoreQuery, score_route
+
+    route = next(r for r in length_routes([1000]) if r.km > 900)
+    path, lat, lng = route.path, route.path.lat, route.path.lng
+    snapshot = load_initial_snapshot(Settings())
+    query, options = ScoreQuery(path, 1_741_752_000, 60.0), ModelOptions()
+    anchors = cells._cells_of(lat, lng, 8)
+    closed = cells._close_gaps(anchors, path.along_km, path, 8, float("inf"))
+    cases: dict[str, Callable[[], object]] = {
+        "whole scoring (seed layer)": lambda: score_route(query, snapshot.layer, snapshot.border, options),
+        "route → cells": lambda: cells.route_to_cells(path, 8),
+        "  latlng_to_cell per vertex": lambda: cells._cells_of(lat, lng, 8),
+        "  closing gaps": lambda: cells._close_gaps(anchors, path.along_km, path, 8, float("inf")),
+        "  collapsing runs": lambda: cells._chain(*closed, 8),
+    }
+    return {name: us / 1000 for name, us in _per_call_us(cases, seconds, batch=5).items()}
+
+
 def throughput(
     rounds: int, seconds: float, concurrency: Sequence[int] = (8, 32), baseline: Path | None = None
 ) -> list[dict]:
@@ -200,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, us in costs.items():
         extra = "" if name == "no interceptor" else f"  (+{us - bare:.1f} µs)"
         print(f"  {name:<24} {us:7.1f}{extra}")
+    print("the 1,000 km route in process, ms per call (fastest batch):")
+    for name, ms in route_breakdown(max(3 * args.seconds, 3.0)).items():
+        print(f"  {name:<28} {ms:6.3f}")
     if args.in_process_only:
         return
     rows = throughput(args.rounds, args.seconds, baseline=args.baseline)
