@@ -19,7 +19,7 @@ from service.config import Settings
 from service.grpc.server import RunningServer, load_data, start_server
 
 # every log record of the suite (and of the servers it starts) is scanned for coordinates and keys
-pytest_plugins = ["tests.log_scan", "tests.reliability.plugin"]
+pytest_plugins = ["tests.log_scan", "tools.reliability.plugin"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -25,10 +25,10 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import load_data, start_server
 from tests.conftest import free_port, routerisk_command, wait_serving
-from tests.reliability.figures import record
-from tests.reliability.load import score_request
 from tests.service.test_api import QUERETARO, demo_request, line_request
 from tests.service.test_layers_api import MEXICO_CITY_BOX, two_layers, wait_for_version  # noqa: F401
+from tools.reliability.figures import record
+from tools.reliability.load import score_request
 
 AT = datetime(2025, 3, 12, 4, 0, tzinfo=UTC)
 

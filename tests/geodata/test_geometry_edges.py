@@ -14,8 +14,8 @@ import polyline as polyline_codec
 import pytest
 
 from routerisk.v1 import route_risk_service_pb2 as pb
-from tests.reliability.figures import record
 from tests.service.test_api import DEPARTURE, assert_invalid, line_request
+from tools.reliability.figures import record
 
 SEEN: dict[str, str] = {}
 

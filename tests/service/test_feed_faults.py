@@ -21,9 +21,9 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import load_data, start_server
 from service.store.border_feed import FeedPoller
-from tests.reliability.figures import record
 from tests.service.test_api import line_request
 from tests.service.test_border_api import FEED, laredo_waits, via
+from tools.reliability.figures import record
 
 AT = datetime(2022, 6, 29, 17, 5, tzinfo=UTC)
 FIGURES: dict[str, dict] = {}

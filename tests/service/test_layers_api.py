@@ -17,8 +17,8 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import load_data, start_server
-from tests.reliability.figures import record
 from tests.service.test_api import QUERETARO, assert_invalid, line_request
+from tools.reliability.figures import record
 
 MEXICO_CITY_BOX = pb.BoundingBox(west=-99.6, south=19.0, east=-98.6, north=20.0)
 
