@@ -182,6 +182,12 @@ def route_breakdown(seconds: float) -> dict[str, float]:
     return {name: us / 1000 for name, us in _per_call_us(cases, seconds, batch=5).items()}
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(
     rounds: int, seconds: float, concurrency: Sequence[int] = (8, 32), baseline: Path | None = None
 ) -> list[dict]:
@@ -205,10 +211,14 @@ def throughput(
             for c in concurrency:
                 row: dict = {"round": n, "concurrency": c}
                 for name, server in servers.items():
+                    cpu = _cpu_s(server.process.pid)
                     load = measure(server.address, target, c, seconds)
                     row[f"{name}_rps"], row[f"{name}_p50_ms"] = load.rps, load.p50_ms
+                    row[f"{name}_cpu_us"] = (_cpu_s(server.process.pid) - cpu) / load.calls * 1e6
+                cpu = _cpu_s(echo.process.pid)
                 floor = measure(echo.address, echo_load, c, seconds)
                 row["echo_rps"], row["echo_p50_ms"] = floor.rps, floor.p50_ms
+                row["echo_cpu_us"] = (_cpu_s(echo.process.pid) - cpu) / floor.calls * 1e6
                 for name in servers:
                     row[f"{name}_ratio"] = row[f"{name}_rps"] / floor.rps
                 rows.append(row)
@@ -304,6 +314,19 @@ def render(results: dict) -> str:
         lines += ["", "Median share of the echo's throughput over the rounds:", ""]
         for (name, c), share in medians(results).items():
             lines.append(f"- {label[name]}, {c} in flight: **{share:.0%}**")
+        lines += [
+            "",
+            "The server's own CPU time per call (user + system, from `/proc`, median over the rounds): what"
+            " a call costs the server whatever else the machine runs, so it compares across loads better than"
+            " the throughput does on a shared machine:",
+            "",
+            "| in flight | " + " | ".join(f"{label[n]} µs" for n in names) + " | echo µs |",
+            "|---|" + "---|" * len(names) + "---|",
+        ]
+        for c in sorted({r["concurrency"] for r in rows}):
+            mine = [r for r in rows if r["concurrency"] == c]
+            cpu = [float(np.median([r[f"{n}_cpu_us"] for r in mine])) for n in [*names, "echo"]]
+            lines.append(f"| {c} | " + " | ".join(f"{v:.0f}" for v in cpu) + " |")
     lines += ["", *targets(results)]
     return "\n".join(lines) + "\n"
 
