@@ -327,9 +327,31 @@ def _plot_concurrency(results: dict, ax) -> None:
 # ---- the document --------------------------------------------------------------------------
 
 
+# ``python -m bench.hotpath --docs`` keeps its own section of the page between these lines; a full
+# run of ``python -m bench`` redraws the rest and keeps that section as it is
+HOTPATH_BEGIN = "<!-- bench.hotpath: begin -->"
+HOTPATH_END = "<!-- bench.hotpath: end -->"
+
+
 def write_docs(results: dict, docs: Path) -> None:
     plots = write_plots(results, docs / "figures")
-    (docs / "performance.md").write_text(render(results, plots), encoding="utf-8")
+    page = docs / "performance.md"
+    kept = hotpath_section(page.read_text(encoding="utf-8")) if page.exists() else ""
+    text = render(results, plots)
+    page.write_text(text + ("\n" + kept + "\n" if kept else ""), encoding="utf-8")
+
+
+def hotpath_section(text: str) -> str:
+    """The section ``bench.hotpath`` wrote into ``text``, markers included ("" when none)."""
+    begin, end = text.find(HOTPATH_BEGIN), text.find(HOTPATH_END)
+    return text[begin : end + len(HOTPATH_END)] if 0 <= begin < end else ""
+
+
+def with_hotpath_section(text: str, section: str) -> str:
+    """``text`` with its ``bench.hotpath`` section replaced by ``section`` (appended when none)."""
+    old = hotpath_section(text)
+    block = f"{HOTPATH_BEGIN}\n{section.strip()}\n{HOTPATH_END}"
+    return text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
 
 
 def _machine(results: dict) -> str:

@@ -40,7 +40,7 @@ settings.register_profile(
 settings.load_profile("routerisk")
 
 # every log record of the suite (and of the servers it starts) is scanned for coordinates and keys
-pytest_plugins = ["tests.log_scan", "tests.reliability.plugin"]
+pytest_plugins = ["tests.log_scan", "tools.reliability.plugin"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

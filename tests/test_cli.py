@@ -256,7 +256,7 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path):
         if process.poll() is None:
             process.kill()
     refused = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
-    from tests.reliability.figures import record
+    from tools.reliability.figures import record
 
     record(
         "sigterm",

@@ -27,8 +27,8 @@ from service.grpc.server import load_data, start_server
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.helpers.api import MEXICO_CITY_BOX, QUERETARO, demo_request, line_request
 from tests.helpers.layers import wait_for_version
-from tests.reliability.figures import record
-from tests.reliability.load import score_request
+from tools.reliability.figures import record
+from tools.reliability.load import score_request
 
 AT = datetime(2025, 3, 12, 4, 0, tzinfo=UTC)
 

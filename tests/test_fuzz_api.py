@@ -33,7 +33,7 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from service.config import Settings
 from service.grpc.server import load_data, start_server
 from tests.helpers.api import violations_of
-from tests.reliability.figures import record
+from tools.reliability.figures import record
 
 EXAMPLES = int(os.environ.get("ROUTERISK_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(

@@ -37,7 +37,7 @@ from service.grpc.admin_convert import observation_to_proto
 from service.grpc.server import load_data, start_server
 from tests.conftest import FIXTURES
 from tests.geodata.cbp_seeded import parse_feed
-from tests.reliability.figures import record
+from tools.reliability.figures import record
 
 INGEST = FIXTURES / "ingest"
 CBP = FIXTURES / "cbp"

@@ -1,17 +1,17 @@
-"""docs/reliability.md is what ``python -m tests.reliability report`` renders from
+"""docs/reliability.md is what ``python -m tools.reliability report`` renders from
 docs/reliability.json, and every test it names exists."""
 
 from __future__ import annotations
 
 import ast
 
-from tests.reliability import report
-from tests.reliability.figures import DEFAULT_PATH, load
+from tools.reliability import report
+from tools.reliability.figures import DEFAULT_PATH, load
 
 
 def test_the_page_is_current():
-    assert report.DOC.exists(), "run: python -m tests.reliability suite"
-    assert report.is_current(), "docs/reliability.md is stale: run python -m tests.reliability report"
+    assert report.DOC.exists(), "run: python -m tools.reliability suite"
+    assert report.is_current(), "docs/reliability.md is stale: run python -m tools.reliability report"
 
 
 def test_every_named_test_exists():

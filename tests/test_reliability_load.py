@@ -1,4 +1,4 @@
-"""Overload and soak, CI-sized (the long runs: ``python -m tests.reliability overload|soak``).
+"""Overload and soak, CI-sized (the long runs: ``python -m tools.reliability overload|soak``).
 
 Both start ``routerisk serve`` as a subprocess on 127.0.0.1 and stop by themselves (bounded
 in requests and seconds). Overload: the uncached capacity with ``ROUTERISK_MAX_CONCURRENT_RPCS``
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability import checks
-from tests.reliability.figures import record
-from tests.reliability.load import run_overload, run_soak
+from tools.reliability import checks
+from tools.reliability.figures import record
+from tools.reliability.load import run_overload, run_soak
 
 
 @pytest.mark.slow

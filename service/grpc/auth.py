@@ -139,6 +139,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 found = key
         return found
 
+    def presented_key(self, details: grpc.HandlerCallDetails) -> ApiKey | None:
+        """The configured key the call presents as ``authorization: Bearer <key>``, if any."""
+        metadata = dict(details.invocation_metadata or ())
+        header = metadata.get("authorization", "")
+        scheme, _, presented = header.partition(" ")
+        return self._find(presented.strip()) if scheme.lower() == "bearer" and presented else None
+
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler], details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
@@ -149,10 +156,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         streaming = handler.stream_stream is not None
         if handler.unary_unary is None and not streaming:
             return handler  # no other kind of method is served
-        metadata = dict(details.invocation_metadata or ())
-        header = metadata.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        key = self._find(presented.strip()) if scheme.lower() == "bearer" and presented else None
+        key = self.presented_key(details)
         if key is None:
             return _abort_handler(
                 grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required (authorization: Bearer)", streaming

@@ -154,10 +154,11 @@ def departure_of(request: pb.ScoreRouteRequest, now_s: int) -> int:
     if not request.HasField("departure_time"):
         return now_s
     seconds = request.departure_time.seconds
-    value = _timestamp_text(request.departure_time)
     if seconds < EARLIEST_DEPARTURE_S:
+        value = _timestamp_text(request.departure_time)
         raise InvalidRequestError(Violation("departure_time", f"departure {value} is before 2000-01-01"))
     if seconds > now_s + MAX_FUTURE_S:
+        value = _timestamp_text(request.departure_time)
         raise InvalidRequestError(Violation("departure_time", f"departure {value} is more than a year ahead"))
     return int(seconds)
 

@@ -65,6 +65,29 @@ class TokenBucket:
             return False
 
 
+class Slots:
+    """A counting semaphore that never waits: :meth:`try_acquire` takes a slot or says there is
+    none; releasing more than was taken is an error, as for ``threading.BoundedSemaphore``. One C
+    lock instead of the Python ``Condition`` a ``threading`` semaphore takes per call."""
+
+    def __init__(self, count: int) -> None:
+        self._count = self._free = count
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self._free > 0:
+                self._free -= 1
+                return True
+            return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._free >= self._count:
+                raise ValueError("slots released too many times")
+            self._free += 1
+
+
 class LimitsInterceptor(grpc.ServerInterceptor):
     """Concurrency cap, per-tenant rate limit and deadline cap for the API methods."""
 
@@ -77,8 +100,8 @@ class LimitsInterceptor(grpc.ServerInterceptor):
         max_streams: int = 0,
         max_streams_per_tenant: int = 0,
     ) -> None:
-        self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent > 0 else None
-        self._stream_slots = threading.BoundedSemaphore(max_streams) if max_streams > 0 else None
+        self._slots = Slots(max_concurrent) if max_concurrent > 0 else None
+        self._stream_slots = Slots(max_streams) if max_streams > 0 else None
         self._max_streams = max_streams
         self._tenant_streams = _TenantStreams(max_streams_per_tenant or max(1, max_streams // 2))
         self._max = max_concurrent
@@ -140,7 +163,7 @@ class LimitsInterceptor(grpc.ServerInterceptor):
         """A slot for one call (None: no cap), or False when every slot is taken."""
         if self._slots is None:
             return None
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.try_acquire():
             return False
         return _Slot(self._slots)
 
@@ -164,7 +187,7 @@ class LimitsInterceptor(grpc.ServerInterceptor):
                     f"this tenant has {self._tenant_streams.cap} trip streams open; close one or retry later",
                 )
             try:
-                if self._stream_slots is not None and not self._stream_slots.acquire(blocking=False):
+                if self._stream_slots is not None and not self._stream_slots.try_acquire():
                     context.abort(
                         grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max_streams} streams open); retry"
                     )
@@ -208,7 +231,7 @@ class _TenantStreams:
 class _Slot:
     """One acquired slot of the semaphore, released exactly once."""
 
-    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+    def __init__(self, slots: Slots) -> None:
         self._slots = slots
         self._lock = threading.Lock()
         self._held = True

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 CACHE_KEY_VERSION = b"score-v1"
 ALIAS_KEY_VERSION = b"alias-v2"
+# ``cached: true`` on the wire, appended to a stored answer
+CACHED_TRUE = pb.ScoreRouteResponse(cached=True).SerializeToString()
 
 
 class ScoreHandler:
@@ -46,6 +48,34 @@ class ScoreHandler:
 
     def score(self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int) -> pb.ScoreRouteResponse:
         """Validate, then serve from the result cache or compute once; times are the request's."""
+        identity, alias, data = self._lookup(request, snapshot, now_s)
+        if data is not None and identity is not None:
+            shift_s = identity.departure_s - identity.scored_departure_s
+            return _finish(pb.ScoreRouteResponse.FromString(data), True, request, shift_s)
+        return self._compute(request, snapshot, now_s, identity, alias)
+
+    def score_wire(
+        self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int
+    ) -> bytes | pb.ScoreRouteResponse:
+        """:meth:`score`, with an answer served from the cache whose times need no shift (a
+        departure at the start of its bucket) returned serialized, never parsed: the stored bytes
+        followed by the fields :func:`_finish` sets (``cached``, ``reference``). A parser keeps the
+        last value of a repeated scalar field, and the stored answer has neither set (it is
+        serialized before :func:`_finish` runs), so the bytes parse to what :meth:`score` returns."""
+        identity, alias, data = self._lookup(request, snapshot, now_s)
+        if data is not None and identity is not None:
+            shift_s = identity.departure_s - identity.scored_departure_s
+            if shift_s == 0:
+                if request.reference:
+                    return data + pb.ScoreRouteResponse(cached=True, reference=request.reference).SerializeToString()
+                return data + CACHED_TRUE
+            return _finish(pb.ScoreRouteResponse.FromString(data), True, request, shift_s)
+        return self._compute(request, snapshot, now_s, identity, alias)
+
+    def _lookup(
+        self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int
+    ) -> tuple[convert.ScoreIdentity | None, str | None, bytes | None]:
+        """The request's identity, its alias, and the stored answer of a request seen before."""
         settings = self._settings
         try:
             identity: convert.ScoreIdentity | None = convert.score_identity(
@@ -58,18 +88,25 @@ class ScoreHandler:
             identity = None  # parse_score_request below reports every bad field
         aliases = self._aliases  # None when caching is off (an empty cache is falsy: test for None)
         alias = self._alias(identity.canonical, snapshot) if identity is not None and aliases is not None else None
-        if alias is not None and identity is not None and aliases is not None:
+        if alias is not None and aliases is not None:
             # validation depends on the request alone, except the departure's distance from now,
             # which score_identity checked again; anything unusual falls back to the full path
             known = aliases.get(alias)
             data = self._results.get(known.decode()) if known is not None else None
-            if data is not None:
-                return _finish(
-                    pb.ScoreRouteResponse.FromString(data),
-                    True,
-                    request,
-                    identity.departure_s - identity.scored_departure_s,
-                )
+            return identity, alias, data
+        return identity, alias, None
+
+    def _compute(
+        self,
+        request: pb.ScoreRouteRequest,
+        snapshot: Snapshot,
+        now_s: int,
+        identity: convert.ScoreIdentity | None,
+        alias: str | None,
+    ) -> pb.ScoreRouteResponse:
+        """The full path: validate, then the result cache or the scoring itself."""
+        settings = self._settings
+        aliases = self._aliases
         query = convert.parse_score_request(
             request,
             now_s=now_s,

@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,10 +24,11 @@ from service import logs
 from service.config import Settings
 from service.grpc import metrics
 from service.grpc.admin_servicer import RouteRiskAdminServicer
-from service.grpc.auth import TENANT, AuthInterceptor, configured_keys
+from service.grpc.auth import ApiKey, AuthInterceptor, configured_keys
+from service.grpc.interceptor import CallInterceptor
 from service.grpc.limits import LimitsInterceptor
-from service.grpc.metrics import MetricsInterceptor, start_metrics_server
-from service.grpc.request_log import LoggingInterceptor, RequestContextFilter
+from service.grpc.metrics import start_metrics_server
+from service.grpc.request_log import RequestContextFilter
 from service.grpc.servicer import RouteRiskServicer
 from service.grpc.tracing import configure_tracing
 from service.store.border_feed import FeedPoller
@@ -110,20 +111,7 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     keys = configured_keys(settings.api_keys, settings.api_keys_file)
     if not keys:
         log.warning("authentication is off: no API keys configured (ROUTERISK_API_KEYS_FILE)")
-    interceptors = [
-        # first, so calls refused by authentication or limits are counted and logged too
-        MetricsInterceptor(),
-        LoggingInterceptor(tenant_var=TENANT),
-        AuthInterceptor(keys),
-        LimitsInterceptor(
-            limit,
-            settings.rate_limit_per_second,
-            settings.rate_limit_burst,
-            settings.deadline_cap_seconds,
-            settings.max_trip_streams,
-            settings.max_trip_streams_per_tenant,
-        ),
-    ]
+    interceptors = interceptors_for(settings, keys)
     # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
     # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
     executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
@@ -136,10 +124,7 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         if isinstance(redis_cache, RedisCache)
         else None,
     )
-    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache, trips), server)
-    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(
-        RouteRiskAdminServicer(state, settings.border_max_clock_skew_seconds), server
-    )
+    service_handlers(state, settings, cache, trips).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -152,6 +137,65 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running
+
+
+def interceptors_for(settings: Settings, keys: list[ApiKey]) -> list[grpc.ServerInterceptor]:
+    """The server's interceptors: one, doing what metrics, the request log, authentication and
+    limits do in that order (so calls refused by authentication or limits are counted and logged too)."""
+    limit = settings.max_concurrent_rpcs or settings.max_workers
+    limits = LimitsInterceptor(
+        limit,
+        settings.rate_limit_per_second,
+        settings.rate_limit_burst,
+        settings.deadline_cap_seconds,
+        settings.max_trip_streams,
+        settings.max_trip_streams_per_tenant,
+    )
+    return [CallInterceptor(AuthInterceptor(keys), limits)]
+
+
+@dataclass
+class Handlers:
+    """The method handlers of RouteRiskService and RouteRiskAdminService (health and reflection
+    apart), as the generated ``add_*_to_server`` functions register them."""
+
+    generic: list[grpc.GenericRpcHandler] = field(default_factory=list)
+    registered: dict[str, dict[str, grpc.RpcMethodHandler]] = field(default_factory=dict)
+
+    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
+        self.generic.extend(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.registered[service] = handlers
+
+    def add_to(self, server: grpc.Server) -> None:
+        server.add_generic_rpc_handlers(tuple(self.generic))
+        for service, handlers in self.registered.items():
+            server.add_registered_method_handlers(service, handlers)
+
+
+def service_handlers(state: ServingState, settings: Settings, cache: Cache, trips: TripStore | None = None) -> Handlers:
+    """The API's method handlers over ``state``."""
+    handlers = Handlers()
+    api = RouteRiskServicer(state, settings, cache, trips)
+    pb_grpc.add_RouteRiskServiceServicer_to_server(api, handlers)
+    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(
+        RouteRiskAdminServicer(state, settings.border_max_clock_skew_seconds), handlers
+    )
+    # ScoreRoute may answer with bytes already serialized (a cached answer), passed through as they are
+    handlers.registered[SERVICE_NAME]["ScoreRoute"] = grpc.unary_unary_rpc_method_handler(
+        api.score_route_wire,
+        request_deserializer=pb.ScoreRouteRequest.FromString,
+        response_serializer=_serialized,
+    )
+    handlers.generic = [
+        grpc.method_handlers_generic_handler(name, methods) for name, methods in handlers.registered.items()
+    ]
+    return handlers
+
+
+def _serialized(response: bytes | pb.ScoreRouteResponse) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def _bind(server: grpc.Server, settings: Settings) -> int:

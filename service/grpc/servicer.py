@@ -52,6 +52,16 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
     def ScoreRoute(self, request: pb.ScoreRouteRequest, context: grpc.ServicerContext) -> pb.ScoreRouteResponse:
         return self._score(request, self._snapshot(), int(time.time()))
 
+    def _score_route_wire(
+        self, request: pb.ScoreRouteRequest, context: grpc.ServicerContext
+    ) -> bytes | pb.ScoreRouteResponse:
+        return self._scoring.score_wire(request, self._snapshot(), int(time.time()))
+
+    _score_route_wire.__name__ = "ScoreRoute"  # its errors are logged as ScoreRoute's
+    # ScoreRoute as the server registers it (:func:`service.grpc.server.service_handlers`): the same
+    # answer, a cached one possibly already serialized (see ``ScoreHandler.score_wire``)
+    score_route_wire = grpc_errors(_score_route_wire)
+
     @grpc_errors
     def BatchScoreRoutes(
         self, request: pb.BatchScoreRoutesRequest, context: grpc.ServicerContext

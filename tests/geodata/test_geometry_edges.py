@@ -16,7 +16,7 @@ import pytest
 
 from routerisk.v1 import route_risk_service_pb2 as pb
 from tests.helpers.api import DEPARTURE, assert_invalid, line_request
-from tests.reliability.figures import record
+from tools.reliability.figures import record
 
 SEEN: dict[str, str] = {}
 

@@ -24,7 +24,7 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.helpers.api import violations_of
-from tests.reliability.figures import record
+from tools.reliability.figures import record
 
 MIB = 1 << 20
 HUGE = 50_000_000  # characters: 50 MB, under the 64 MiB message limit

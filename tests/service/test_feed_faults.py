@@ -27,7 +27,7 @@ from service.store.border_feed import FeedPoller, FeedStalledError
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.helpers.api import line_request
 from tests.helpers.border import FEED, laredo_waits, via
-from tests.reliability.figures import record
+from tools.reliability.figures import record
 
 AT = datetime(2022, 6, 29, 17, 5, tzinfo=UTC)
 FIGURES: dict[str, dict] = {}

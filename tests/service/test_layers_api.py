@@ -15,7 +15,7 @@ from service.config import Settings
 from service.grpc.server import load_data, start_server
 from tests.helpers.api import MEXICO_CITY_BOX, QUERETARO, assert_invalid, line_request
 from tests.helpers.layers import served_version, wait_for_version
-from tests.reliability.figures import record
+from tools.reliability.figures import record
 
 
 @pytest.fixture()

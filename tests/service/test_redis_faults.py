@@ -28,7 +28,7 @@ from service.store.redis_client import BREAKER_STATE
 from tests.helpers.api import DEPARTURE, QUERETARO, demo_request, line_request
 from tests.helpers.border import laredo_waits
 from tests.redis_fixtures import PrivateRedis, own_redis, private_redis  # noqa: F401
-from tests.reliability.figures import current_test, record
+from tools.reliability.figures import current_test, record
 
 DEADLINE_S = 2.0
 P99_LIMIT_S = 0.75  # "well under the deadline"

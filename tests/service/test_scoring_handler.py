@@ -100,3 +100,35 @@ def test_the_result_cache_key_is_unchanged(snapshot: Snapshot) -> None:
     digest.update(f"|{snapshot.layer.version}|-|{options}|".encode())
     digest.update(canonical.SerializeToString(deterministic=True))
     assert cache.get("score:" + digest.hexdigest()) is not None
+
+
+@pytest.mark.parametrize("reference", ["", "load-7"])
+def test_a_cached_answer_at_the_start_of_its_bucket_goes_out_as_stored_bytes(
+    snapshot: Snapshot, parses: list[int], reference: str
+) -> None:
+    """No parse, no serialisation: the stored bytes plus ``cached`` and ``reference``, which parse
+    to exactly what :meth:`ScoreHandler.score` answers."""
+    handler = _handler(Settings(log_format="json"), InProcessCache(100))
+    on_the_hour = _request(reference)
+    on_the_hour.departure_time.FromSeconds(DEPARTURE_S - DEPARTURE_S % 3600)
+    first = handler.score_wire(on_the_hour, snapshot, DEPARTURE_S)
+    assert isinstance(first, pb.ScoreRouteResponse) and not first.cached  # computed: the message as built
+    wire = handler.score_wire(on_the_hour, snapshot, DEPARTURE_S)
+    assert isinstance(wire, bytes)
+    assert len(parses) == 1
+    answer = pb.ScoreRouteResponse.FromString(wire)
+    assert answer == handler.score(on_the_hour, snapshot, DEPARTURE_S)
+    assert answer.cached and answer.reference == reference
+    assert answer.departure_time.seconds == DEPARTURE_S - DEPARTURE_S % 3600
+    first.cached = True
+    first.reference = reference
+    assert answer == first
+
+
+def test_a_cached_answer_with_times_to_shift_is_the_message_score_returns(snapshot: Snapshot) -> None:
+    handler = _handler(Settings(log_format="json"), InProcessCache(100))
+    handler.score(_request(), snapshot, DEPARTURE_S)
+    answer = handler.score_wire(_request("load-9"), snapshot, DEPARTURE_S)
+    assert isinstance(answer, pb.ScoreRouteResponse)
+    assert answer == handler.score(_request("load-9"), snapshot, DEPARTURE_S)
+    assert answer.cached and answer.departure_time.seconds == DEPARTURE_S

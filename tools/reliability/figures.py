@@ -3,7 +3,7 @@
 
 A test calls :func:`record` with what it saw (calls made, errors, latencies, inputs tried).
 Nothing is written unless ``ROUTERISK_RELIABILITY_FIGURES`` names a file: a plain ``pytest``
-run leaves the tree clean, ``python -m tests.reliability suite`` (or ``load``/``soak``)
+run leaves the tree clean, ``python -m tools.reliability suite`` (or ``load``/``soak``)
 sets it to ``docs/reliability.json``. Entries are merged under their scenario id, so a
 run of one scenario keeps the figures of the others.
 """

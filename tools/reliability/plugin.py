@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.figures import record_test, target
+from tools.reliability.figures import record_test, target
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -3,7 +3,7 @@
 Every run is bounded in requests and in seconds and stops by itself. The client is
 ``grpc.aio`` in this process; the server's resident memory, file descriptors and threads
 are read from ``/proc/<pid>``. The CI-sized variants run in the test suite
-(``tests/test_reliability_load.py``); the long ones are ``python -m tests.reliability
+(``tests/test_reliability_load.py``); the long ones are ``python -m tools.reliability
 overload|soak`` (see ``docs/reliability.md``).
 """
 

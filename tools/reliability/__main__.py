@@ -1,4 +1,4 @@
-"""``python -m tests.reliability suite|overload|soak|report`` (run from the repository root).
+"""``python -m tools.reliability suite|overload|soak|report`` (run from the repository root).
 
 - ``suite``: the tests of every scenario in ``docs/reliability.md``, recording their figures
   and outcomes into ``docs/reliability.json``, then the page is re-rendered;
@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.reliability import checks, report
-from tests.reliability.figures import DEFAULT_PATH, ENV, record
+from tools.reliability import checks, report
+from tools.reliability.figures import DEFAULT_PATH, ENV, record
 
 
 def _files() -> list[str]:
@@ -57,7 +57,7 @@ def _long(name: str, run, check) -> int:  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.reliability", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.reliability", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("suite", help="run the scenario tests, record figures, re-render the page")
     over = sub.add_parser("overload", help="the long overload run")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "suite":
         return suite(Path(os.environ.get(ENV, DEFAULT_PATH)))
     if args.command == "overload":
-        from tests.reliability.load import run_overload
+        from tools.reliability.load import run_overload
 
         return _long(
             "overload",
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             checks.overload,
         )
     if args.command == "soak":
-        from tests.reliability.load import run_soak
+        from tools.reliability.load import run_soak
 
         return _long(
             "soak",
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if report.is_current(path):
             return 0
-        print("docs/reliability.md is stale: run python -m tests.reliability report", file=sys.stderr)
+        print("docs/reliability.md is stale: run python -m tools.reliability report", file=sys.stderr)
         return 1
     report.write(path)
     return 0
