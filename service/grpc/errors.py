@@ -103,7 +103,11 @@ def _empty_response(method: Callable[..., Any]) -> Any:
         answer = typing.get_type_hints(method).get("return")
     except Exception:  # an annotation that does not resolve: abort as before
         return None
-    return answer() if isinstance(answer, type) and issubclass(answer, Message) else None
+    # a union (ScoreRoute's wire handler answers ``bytes | ScoreRouteResponse``): its message type
+    for kind in typing.get_args(answer) or (answer,):
+        if isinstance(kind, type) and issubclass(kind, Message):
+            return kind()
+    return None
 
 
 def grpc_errors(method: F) -> F:
