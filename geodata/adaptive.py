@@ -24,13 +24,18 @@ over the next ``V`` days (the horizon) is
   rising hotspots up and fading ones down.
 
 **Fitting (no tuning by the user).**  Rolling origins inside the data: ``o_j = end − j·V``
-(``j = 1..J``, ``J`` = max(3, 270 days / V) up to 40, as far as the data allow with at least
+(``j = 1..J``, ``J`` = max(3, 630 days / V) up to 40, as far as the data allow with at least
 ``V`` days before each).  For each
 origin the maps above are computed from the incidents before it and scored against the
 incidents of ``[o_j, o_j + V)`` by Poisson log-likelihood on the cells the model covers.
 The non-negative weights ``a, b, e, f`` maximise that likelihood (EM: multiplicative
-updates, concave, so the optimum is global), for each ``β`` of a small grid; the best
-``β`` wins.  The weights are then applied with ages counted from the end of the data.
+updates, concave, so the optimum is global), for each candidate trend (``β`` ∈ {0, ¼, ½, 1},
+``S``'s half-life ∈ {30, 60, 120} days, ``a`` ∈ {0.01, 0.003, 0.001}/day).  Candidates whose
+validation log-likelihood is within ``LIKELIHOOD_TOLERANCE`` (2 nats, a likelihood-ratio
+threshold) of the best are not told apart by the likelihood; among them the one with the best
+mean validation hit rate at 1, 5 and 10 % of the covered cells wins (the ranking a patrol
+uses; then the likelihood).  The weights are then applied with ages counted from the end of
+the data.
 Everything is recorded in the layer's ``params``.
 
 **Fallback** (documented, never a crash): with fewer than ``MIN_FIT_INCIDENTS`` incidents
