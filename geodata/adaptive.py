@@ -83,6 +83,8 @@ MAX_ORIGINS = 40
 VALIDATION_DAYS = 630.0
 MIN_FIT_INCIDENTS = 30
 EM_ITERATIONS = 300
+# updates per trended candidate when screening them (from the no-trend weights)
+SCREEN_ITERATIONS = 40
 # every layer cell keeps at least this share of the layer's mean cell rate (no cell is risk-free)
 MIN_FLOOR_SHARE = 0.01
 PARTS = ("near_repeat", "background", "trend")
@@ -390,24 +392,43 @@ def fit(
             for prior in TREND_PRIORS
         ]
 
-    def trended(beta: float, short: float, prior: float) -> np.ndarray:
-        column = TREND_SHORT_HALF_LIVES.index(short) if short in TREND_SHORT_HALF_LIVES else 0
-        ratio = (trend_all[:, column] + prior) / (trend_all[:, -1] + prior)
-        return x_all * (ratio**beta)[:, None]
+    keep = y_all > 0
+    x_keep, y_keep = x_all[keep], y_all[keep]
 
+    def trended(beta: float, short: float, prior: float) -> np.ndarray:
+        """The trend factor of each validation row."""
+        column = TREND_SHORT_HALF_LIVES.index(short) if short in TREND_SHORT_HALF_LIVES else 0
+        return ((trend_all[:, column] + prior) / (trend_all[:, -1] + prior)) ** beta
+
+    def weights_for(factor: np.ndarray, iterations: int, init: np.ndarray | None) -> np.ndarray:
+        return _em_rows(x_keep * factor[keep][:, None], y_keep, x_all.T @ factor, iterations, init)
+
+    # the first setting (no trend) is fitted in full; the trended ones are screened from its weights with
+    # SCREEN_ITERATIONS updates (the objective is concave and they start close), the chosen one fitted in full
     candidates = []
+    untrended: np.ndarray | None = None
     for beta, short, prior in settings:
-        xg = trended(beta, short, prior)
-        w = _em_poisson(xg, y_all)
-        lam = xg @ w
+        factor = trended(beta, short, prior)
+        w = weights_for(factor, EM_ITERATIONS if untrended is None else SCREEN_ITERATIONS, untrended)
+        untrended = w if untrended is None else untrended
+        lam = factor * (x_all @ w)
         loglik = float(np.sum(y_all * np.log(np.maximum(lam, 1e-300))) - lam.sum())
-        candidates.append((loglik, _validation_hits(lam, blocks_y), beta, short, prior, w))
+        candidates.append((loglik, beta, short, prior, w))
     top = max(c[0] for c in candidates)
     # among the candidates the likelihood cannot tell apart, the best at ranking (then the likelihood)
-    _, hits, beta, short, prior, w = max(
-        (c for c in candidates if c[0] >= top - LIKELIHOOD_TOLERANCE), key=lambda c: (round(c[1], 9), c[0])
+    _, _, beta, short, prior, w = max(
+        (
+            (round(_validation_hits(trended(b, sh, pr) * (x_all @ cw), blocks_y), 9), ll, b, sh, pr, cw)
+            for ll, b, sh, pr, cw in candidates
+            if ll >= top - LIKELIHOOD_TOLERANCE
+        ),
+        key=lambda c: (c[0], c[1]),
     )
-    xg = trended(beta, short, prior)
+    factor = trended(beta, short, prior)
+    if beta != 0.0:
+        w = weights_for(factor, EM_ITERATIONS, w)
+    xg = x_all * factor[:, None]
+    hits = _validation_hits(xg @ w, blocks_y)
     gain = _gain_over_uniform(xg @ w, blocks_y)
     per_column = (xg * w[None, :]).sum(axis=0)
     h_all = np.array([*half_lives * len(spatial), math.inf])
@@ -466,20 +487,25 @@ def _em_poisson(x: np.ndarray, y: np.ndarray, iterations: int = EM_ITERATIONS) -
     Each update multiplies ``w_k`` by Σ_c y_c x_ck / λ_c ÷ Σ_c x_ck; the objective is concave
     in ``w`` and the updates increase it monotonically. Columns that are all zero get 0.
     """
-    column_mass = x.sum(axis=0)
-    active = column_mass > 0
-    w = np.zeros(x.shape[1])
-    if not active.any() or y.sum() <= 0:
-        return w
-    xa = x[:, active]
-    ca = column_mass[active]
-    wa = np.full(int(active.sum()), y.sum() / ca.sum())
     keep = y > 0
-    xy = xa[keep]
-    yy = y[keep]
+    return _em_rows(x[keep], y[keep], x.sum(axis=0), iterations)
+
+
+def _em_rows(
+    xy: np.ndarray, yy: np.ndarray, column_mass: np.ndarray, iterations: int, init: np.ndarray | None = None
+) -> np.ndarray:
+    """The EM updates of :func:`_em_poisson` on the rows with counts (``xy``, ``yy``) and every row's column
+    sums, from ``init`` (default: equal weights)."""
+    active = column_mass > 0
+    w = np.zeros(len(column_mass))
+    if not active.any() or yy.sum() <= 0:
+        return w
+    xa = xy[:, active]
+    ca = column_mass[active]
+    wa = np.full(int(active.sum()), yy.sum() / ca.sum()) if init is None else np.asarray(init, float)[active].copy()
     for _ in range(iterations):
-        lam = np.maximum(xy @ wa, 1e-300)
-        wa = wa * ((xy.T @ (yy / lam)) / ca)
+        lam = np.maximum(xa @ wa, 1e-300)
+        wa = wa * ((xa.T @ (yy / lam)) / ca)
     w[active] = wa
     return w
 
