@@ -81,6 +81,8 @@ LIKELIHOOD_TOLERANCE = 2.0
 MIN_ORIGINS = 3
 MAX_ORIGINS = 40
 VALIDATION_DAYS = 630.0
+# ... unless the windows already hold this many validation incidents (then at least MIN_ORIGINS)
+MAX_VALIDATION_INCIDENTS = 20_000.0
 MIN_FIT_INCIDENTS = 30
 EM_ITERATIONS = 300
 # updates per trended candidate when screening them (from the no-trend weights)
@@ -330,6 +332,15 @@ def fit(
     count = min(max(MIN_ORIGINS, math.ceil(VALIDATION_DAYS / horizon_days)), MAX_ORIGINS)
     origins = [end - j * horizon_s for j in range(1, count + 1) if end - j * horizon_s - horizon_s >= start]
     weights = incidents.weights
+    # beyond MAX_VALIDATION_INCIDENTS (and MIN_ORIGINS), older windows add cost, not precision
+    kept: list[int] = []
+    validating = 0.0
+    for origin in origins:
+        if len(kept) >= MIN_ORIGINS and validating >= MAX_VALIDATION_INCIDENTS:
+            break
+        kept.append(origin)
+        validating += float(weights[(utc >= origin) & (utc < origin + horizon_s)].sum())
+    origins = kept
     if n < MIN_FIT_INCIDENTS or not origins:
         why = (
             f"{n} incidents, fewer than {MIN_FIT_INCIDENTS}"
