@@ -25,7 +25,7 @@ over the next ``V`` days (the horizon) is
 
 **Fitting (no tuning by the user).**  Rolling origins inside the data: ``o_j = end − j·V``
 (``j = 1..J``, ``J`` = max(3, 630 days / V) up to 40, as far as the data allow with at least
-``V`` days before each).  For each
+``V`` days before each, and no more than 3 once the windows hold 20,000 validation incidents).  For each
 origin the maps above are computed from the incidents before it and scored against the
 incidents of ``[o_j, o_j + V)`` by Poisson log-likelihood on the cells the model covers.
 The non-negative weights ``a, b, e, f`` maximise that likelihood (EM: multiplicative
