@@ -465,7 +465,7 @@ def fit(
 def _validation_hits(lam: np.ndarray, blocks_y: list[np.ndarray]) -> float:
     """Mean hit rate at the backtest's area fractions (1, 5, 10 % of the covered cells), over the
     validation windows with incidents: the ranking quality that the likelihood does not measure."""
-    from geodata.backtest import AREA_FRACTIONS, hit_rates
+    from geodata.ranking import AREA_FRACTIONS, hit_rates
 
     out, lo, count = 0.0, 0, 0
     for y in blocks_y:
