@@ -54,8 +54,8 @@ import numpy as np
 
 from geodata.incidents import IncidentSet
 from geodata.layers import BuildParams, _cells_of, build_layer
+from geodata.ranking import AREA_FRACTIONS, hit_rates
 
-AREA_FRACTIONS = (0.01, 0.05, 0.10)
 CURVE_FRACTIONS = tuple(float(x) for x in np.round(np.linspace(0.005, 0.25, 50), 4))
 BASELINES = ("kde", "recent", "counts", "uniform")
 ABLATIONS = ("near_repeat", "background", "trend")
@@ -66,7 +66,6 @@ KDE_RINGS = 3
 KDE_BANDWIDTHS = (0.5, 1.0, 2.0)
 KDE_HALF_LIVES = (30.0, 90.0, 365.0, math.inf)
 LOGLIK_UNIFORM_MIX = 0.01
-TIE_RTOL = 1e-6
 
 Reference = Callable[[np.ndarray, int, int], np.ndarray]
 
@@ -291,33 +290,6 @@ def _mean(results: list[SplitResult], fractions: tuple[float, ...]) -> tuple[Met
             )
         )
     return tuple(out)
-
-
-def hit_rates(
-    scores: np.ndarray, test_mass: np.ndarray, fractions: Sequence[float], *, total: float | None = None
-) -> np.ndarray:
-    """Expected share of ``total`` (default: all of ``test_mass``) in the top ``x`` of cells by ``scores``.
-
-    Cells are ranked by descending score; a block of tied scores straddling the cut is
-    included in proportion to how much of it fits (random tie-breaking in expectation).
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    test_mass = np.asarray(test_mass, dtype=np.float64)
-    n = len(scores)
-    total = float(test_mass.sum()) if total is None else float(total)
-    if n == 0 or total <= 0:
-        raise ValueError("hit rates need candidate cells and test incidents")
-    order = np.argsort(-scores, kind="stable")
-    ranked = scores[order]
-    mass = test_mass[order]
-    new_block = np.ones(n, dtype=bool)
-    new_block[1:] = ~np.isclose(ranked[1:], ranked[:-1], rtol=TIE_RTOL, atol=0.0)
-    starts = np.flatnonzero(new_block)
-    sizes = np.diff(np.append(starts, n))
-    block_mass = np.add.reduceat(mass, starts)
-    cut = np.asarray(fractions, dtype=np.float64)[:, None] * n  # cells inside the top x
-    included = np.clip((cut - starts[None, :]) / sizes[None, :], 0.0, 1.0)
-    return (included * block_mass[None, :]).sum(axis=1) / total
 
 
 def log_likelihood_gain(scores: np.ndarray, test_mass: np.ndarray) -> float:

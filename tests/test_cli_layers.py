@@ -42,7 +42,9 @@ def test_build_list_activate_export(tmp_path):
     version = built.stdout.strip().splitlines()[-1]
     assert version.startswith("seedcopy-")
     # it prints what it fitted, and records it in the layer
-    assert "adaptive model fitted on 3 rolling origin(s)" in built.stderr and "time kernels" in built.stderr
+    # 630 days of 90-day validation windows on the seed data (fewer than 20,000 validation incidents)
+    assert "adaptive model fitted on 7 rolling origin(s)" in built.stderr and "time kernels" in built.stderr
+    assert "validation hit rate at 1/5/10 %" in built.stderr
     header = json.loads(next(store.rglob("layer.json")).read_text())
     assert header["metadata"]["fit"]["fallback"] is None
     assert header["metadata"]["params"]["decay_half_lives"] == header["metadata"]["fit"]["half_lives"]

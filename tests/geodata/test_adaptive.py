@@ -102,6 +102,32 @@ def test_the_fit_is_recorded_and_deterministic() -> None:
     assert np.all(a.lower <= a.weekly_mean * (1 + 1e-5)) and np.all(a.weekly_mean <= a.upper * (1 + 1e-5))
 
 
+def test_the_ranking_breaks_ties_of_the_likelihood_and_the_trend_settings_are_fitted(monkeypatch) -> None:
+    from geodata import adaptive
+
+    rng = np.random.default_rng(5)
+    lat, lng, t = stationary(rng, rate=0.02)
+    rising = rng.uniform(T0 + 750 * DAY, T0 + 900 * DAY, 40).astype(np.int64).tolist()
+    incidents = incident_set(lat + [20.9] * 40, lng + [-101.0] * 40, t + rising)
+    layer, chosen = build_fitted_layer(incidents, name="select")
+    recorded = layer.metadata["fit"]
+    assert recorded["trend_half_lives"][0] in adaptive.TREND_SHORT_HALF_LIVES
+    assert recorded["trend_prior_per_day"] in adaptive.TREND_PRIORS
+    assert layer.metadata["params"]["trend_prior_per_day"] == chosen.params.trend_prior_per_day
+    assert 0.0 < chosen.validation_hit_rate <= 1.0
+    assert "validation hit rate" in chosen.describe()
+    # with no tolerance the likelihood alone decides: the ranking on the validation windows is never better
+    monkeypatch.setattr(adaptive, "LIKELIHOOD_TOLERANCE", 0.0)
+    pure = fit(incidents)
+    assert chosen.validation_hit_rate >= pure.validation_hit_rate
+    # and a tolerance so wide that every candidate qualifies picks the best ranking of all
+    monkeypatch.setattr(adaptive, "LIKELIHOOD_TOLERANCE", 1e12)
+    widest = fit(incidents)
+    assert widest.validation_hit_rate >= chosen.validation_hit_rate
+    # on this data some candidate the likelihood rejects ranks better: the criterion is really used
+    assert widest.validation_hit_rate > pure.validation_hit_rate
+
+
 def test_unknown_parts_and_bad_horizons_are_refused() -> None:
     incidents = incident_set(*stationary(np.random.default_rng(1)))
     with pytest.raises(ValueError, match="unknown model parts"):
