@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +27,7 @@ import h3.api.basic_int as h3i
 import numpy as np
 
 from geodata.incidents import UNKNOWN_HOUR, IncidentSet
+from geodata.mixture import adaptive_totals
 from geodata.timezones import HOURS_PER_WEEK
 
 WEEKS_PER_YEAR = 365.25 / 7
@@ -179,8 +180,6 @@ def build_layer(
     years = _effective_years(incidents, params)
     totals = recent_share = recent_since = None
     if params.adaptive:
-        from geodata.adaptive import adaptive_totals
-
         totals, recent_share, recent_since = adaptive_totals(
             incidents, source_rows, source_cells, cells, params, support, as_of
         )
@@ -234,13 +233,6 @@ def _decayed_weights(incidents: IncidentSet, params: BuildParams, as_of: int) ->
     age_days = np.maximum(as_of - incidents.utc_s, 0) / 86400.0
     weight = np.where(incidents.violent, params.violent_weight, 1.0) * incidents.weights
     return weight * np.power(0.5, age_days / params.half_life_days)
-
-
-def kernel_rates(utc_s: np.ndarray, base: np.ndarray, half_lives: Sequence[float], as_of: int) -> np.ndarray:
-    """Per entry and half-life, ``base · (ln 2 / h) · 0.5^(age / h)``: a decayed count in incidents per day."""
-    age_days = np.maximum(as_of - np.asarray(utc_s, dtype=np.int64), 0) / 86400.0
-    h = np.asarray(half_lives, dtype=np.float64)[None, :]
-    return base[:, None] * (math.log(2) / h) * np.power(0.5, age_days[:, None] / h)
 
 
 def _effective_years(incidents: IncidentSet, params: BuildParams) -> float:
