@@ -334,7 +334,11 @@ SCENARIOS = [
 
 
 def _outcome(tests: tuple[str, ...], results: dict[str, dict]) -> str:
-    matched = [r for nodeid, r in results.items() if any(nodeid == t or nodeid.startswith(t + "::") for t in tests)]
+    matched = [
+        r
+        for nodeid, r in results.items()
+        if any(nodeid == t or nodeid.startswith((t + "::", t + "[")) for t in tests)  # "[": parametrized
+    ]
     if not matched:
         return "not run"
     counts: dict[str, int] = {}
