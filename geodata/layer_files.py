@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -149,7 +150,7 @@ def read_array(path: Path, folder: Path) -> tuple[np.ndarray, str]:
         if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf" or fortran:
             raise LayerRejectedError("file", f"{path.name}: dtype {dtype.str} is not a plain numeric array")
         offset = handle.tell()
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)  # exact: a forged shape cannot wrap around
         if size != offset + count * dtype.itemsize:
             raise LayerRejectedError(
                 "size", f"{path.name}: {size} bytes on disk, its shape {shape} needs {offset + count * dtype.itemsize}"
