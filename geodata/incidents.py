@@ -8,6 +8,7 @@ week, because hijackings follow local night, not UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,8 @@ class IncidentSet:
     def select(self, mask: np.ndarray) -> IncidentSet:
         """The entries where ``mask`` is true (for train/test splits)."""
         columns = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
-        picked = {name: None if column is None else column[mask] for name, column in columns.items()}
+        # getattr() is Any; the columns go back to the fields they came from
+        picked: dict[str, Any] = {name: None if column is None else column[mask] for name, column in columns.items()}
         return IncidentSet(sources=self.sources, **picked)
 
 

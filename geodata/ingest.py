@@ -51,7 +51,7 @@ from geodata.incidents import (
 )
 from geodata.ingest_points import _load_points, _points_from_frame
 from geodata.ingest_report import _decode, _Loaded, _norm, _now
-from geodata.sesnsp import _load_sesnsp, road_cells
+from geodata.sesnsp import SesnspCache, _load_sesnsp, road_cells
 
 __all__ = [
     "SourceFile",
@@ -125,7 +125,7 @@ def read_incidents(
     loaded: list[_Loaded] = []
     sources: list[SourceFile] = []
     problems: list[Violation] = []
-    muni_cache: dict = {}
+    muni_cache: SesnspCache = {}
     for raw in paths:
         path = Path(raw)
         try:

@@ -13,6 +13,7 @@ import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -31,6 +32,9 @@ from geodata.ingest_report import _Loaded, _map_distinct, _now, _numbers, _Repor
 from geodata.ingest_time import _check_zone, _parse_times
 from geodata.timezones import local_hour_of_week_at
 
+if TYPE_CHECKING:
+    from pyproj import CRS
+
 OPTIONAL_COLUMNS = ("value_usd",)
 POINT_FORMATS = {
     ".csv": "csv",
@@ -45,7 +49,7 @@ _FALSE = ("false", "0", "no")
 _BOOL_WORDS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 
 
-def _load_points(path: Path, column_map, timezone, now_s) -> _Loaded:
+def _load_points(path: Path, column_map: Mapping[str, str] | None, timezone: str | None, now_s: int | None) -> _Loaded:
     name = path.name
     kind = POINT_FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -152,7 +156,7 @@ def _read_vector(path: Path, kind: str) -> tuple[pd.DataFrame, gpd.GeoSeries | N
     return data, geometry
 
 
-def _read_ogr(path: Path, **kwargs) -> gpd.GeoDataFrame:
+def _read_ogr(path: Path, **kwargs: object) -> gpd.GeoDataFrame:
     """``pyogrio.read_dataframe`` without GDAL's notice that it renumbered duplicate feature ids
     (feature ids are not incident ids: those come from a column)."""
     with warnings.catch_warnings():
@@ -160,7 +164,7 @@ def _read_ogr(path: Path, **kwargs) -> gpd.GeoDataFrame:
         return pyogrio.read_dataframe(path, **kwargs)
 
 
-def _is_wgs84(crs) -> bool:
+def _is_wgs84(crs: CRS) -> bool:
     try:
         return crs.equals("OGC:CRS84") or crs.equals("EPSG:4326") or crs.to_epsg() == 4326
     except Exception:
@@ -290,26 +294,35 @@ def _coordinates(
         raw = frame[columns[canon]]
         text = _text(raw).str.strip()
         values = _numbers(raw)
-        report.add(text == "", canon, text, lambda v, c=canon: f"{c} is missing ({v!r})")
+
+        def missing(v: object, c: str = canon) -> str:
+            return f"{c} is missing ({v!r})"
+
+        def not_finite(v: object, c: str = canon) -> str:
+            return f"{c} {v!r} is not a finite number"
+
+        report.add(text == "", canon, text, missing)
         nan = (text != "") & ~np.isfinite(values)
-        report.add(nan, canon, text, lambda v, c=canon: f"{c} {v!r} is not a finite number")
+        report.add(nan, canon, text, not_finite)
         _check_range(values, np.isfinite(values), canon, text, limit, report)
         out.append(values)
     return out[0], out[1]
 
 
-def _check_range(values: np.ndarray, valid: np.ndarray, canon: str, text, limit: int, report: _Report) -> None:
+def _check_range(
+    values: np.ndarray, valid: np.ndarray, canon: str, text: pd.Series, limit: int, report: _Report
+) -> None:
     with np.errstate(invalid="ignore"):
         out = valid & (np.abs(values) > limit)
     report.add(out, canon, text, lambda v: f"{canon} {v!r} is out of range [-{limit}, {limit}]")
 
 
-def _type_code(value) -> float:
+def _type_code(value: object) -> float:
     kind = value.strip().lower() if isinstance(value, str) else None
     return float(INCIDENT_TYPES.index(kind)) if kind in INCIDENT_TYPES else np.nan
 
 
-def _violent_code(value) -> float:
+def _violent_code(value: object) -> float:
     word = unicodedata.normalize("NFC", value.strip().lower()) if isinstance(value, str) else None
     flag = _BOOL_WORDS.get(word) if word is not None else None
     return np.nan if flag is None else float(flag)

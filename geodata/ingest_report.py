@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -46,10 +47,23 @@ class _Report:
         self.order = {canon: i for i, canon in enumerate(self.columns)}
         self.items: list[tuple[int, int, Violation]] = []
 
-    def add(self, mask, canon: str, values, describe: Callable[[object], str]) -> None:
+    def add(
+        self,
+        mask: np.ndarray | pd.Series,
+        canon: str,
+        values: np.ndarray | pd.Series,
+        describe: Callable[[object], str],
+    ) -> None:
         self.add_each(mask, canon, values, None, lambda v, _: describe(v))
 
-    def add_each(self, mask, canon: str, values, extra, describe: Callable[[object, object], str]) -> None:
+    def add_each(
+        self,
+        mask: np.ndarray | pd.Series,
+        canon: str,
+        values: np.ndarray | pd.Series,
+        extra: Iterable[object] | None,
+        describe: Callable[[object, object], str],
+    ) -> None:
         where = np.flatnonzero(np.asarray(mask, dtype=bool))
         if where.size == 0:
             return
@@ -71,7 +85,7 @@ def repeat_none(n: int) -> Iterable[None]:
     return [None] * n
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """NaN/None/NA as ''; numpy scalars as Python values, so ``!r`` shows what the file held."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return ""
@@ -98,13 +112,14 @@ def _text(series: pd.Series) -> pd.Series:
     return series.map(_cell_text).astype(object)
 
 
-def _cell_text(value) -> str:
+def _cell_text(value: object) -> str:
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
     if isinstance(value, float) and np.isnan(value):
         return ""
     if hasattr(value, "isoformat"):
-        return value.isoformat()
+        # hasattr() leaves isoformat() untyped; datetime, date, time and pd.Timestamp give str
+        return cast("str", value.isoformat())
     return str(value)
 
 
@@ -112,15 +127,17 @@ def _numbers(series: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series.dtype):
         return np.full(len(series), np.nan)
     if pd.api.types.is_numeric_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.to_numeric(_text(series), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return cast("np.ndarray", series.to_numpy(dtype=np.float64, na_value=np.nan))  # pandas is untyped: Any
+    numbers = pd.to_numeric(_text(series), errors="coerce")
+    return cast("np.ndarray", numbers.to_numpy(dtype=np.float64, na_value=np.nan))  # pandas is untyped: Any
 
 
 def _map_distinct(series: pd.Series, func: Callable[[object], float]) -> np.ndarray:
     """``func`` applied once per distinct value (NaN/None included), as a float64 array."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     table = np.array([func(u) for u in uniques] + [func(None)], dtype=np.float64)
-    return table[codes]  # code -1 (missing) picks the last entry
+    # code -1 (missing) picks the last entry; pandas is untyped, so indexing by its codes is Any
+    return cast("np.ndarray", table[codes])
 
 
 def _now(now_s: int | None) -> int:
@@ -140,6 +157,6 @@ def _norm_cached(text: str) -> str:
     return re.sub(r"[\s._]+", " ", stripped.lower()).strip()
 
 
-def _norm(text) -> str:
+def _norm(text: object) -> str:
     """Lower case, accents dropped ("Año" → "ano"), runs of spaces, dots and underscores → one space."""
     return _norm_cached(str(text))

@@ -83,7 +83,7 @@ def _parse_times(text: pd.Series, zone: str | None, now_s: int, report: _Report)
 _BAD_OFFSET = float(1 << 40)
 
 
-def _offset_seconds(text) -> float:
+def _offset_seconds(text: object) -> float:
     """'Z' → 0, '-06:00'/'-0600'/'-06' → -21600; NaN for no offset; _BAD_OFFSET beyond ±14:00."""
     if not isinstance(text, str) or not text:
         return np.nan

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias, cast
 
 import geopandas as gpd
 import h3
@@ -46,6 +47,10 @@ _SESNSP_SUBTYPE = "robo a transportista"
 _SESNSP_MODALITIES = {"con violencia": True, "sin violencia": False}
 _SESNSP_UNPUBLISHED = ("", "na", "n/a", "nd", "n.d.")
 
+# what one file's read leaves for the next, by key: ("polygons", path) → GeoSeries,
+# ("roads", path, resolution) → cells, ("spread", municipality, resolution, on roads) → _Spread
+SesnspCache: TypeAlias = dict[tuple[str | int | bool, ...], "gpd.GeoSeries | np.ndarray | _Spread"]
+
 
 def _load_sesnsp(
     path: Path,
@@ -53,8 +58,8 @@ def _load_sesnsp(
     roads: Path | None,
     resolution: int,
     now_s: int | None,
-    cache: dict | None = None,
-) -> tuple[_Loaded, dict]:
+    cache: SesnspCache | None = None,
+) -> tuple[_Loaded, SesnspCache]:
     """The file's entries and a cache (polygons, road cells, per-municipality spreads) for the next file."""
     if not (isinstance(resolution, int) and 0 <= resolution <= 15):
         raise InvalidIncidentFileError(Violation("resolution", f"H3 resolution {resolution!r} is not in 0..15"))
@@ -121,7 +126,11 @@ def _load_sesnsp(
         unpublished = text.str.lower().isin(_SESNSP_UNPUBLISHED).to_numpy()
         value = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce").to_numpy(dtype=np.float64)
         bad = ~unpublished & ~(np.isfinite(value) & (value >= 0) & (value == np.round(value)))
-        report.add(bad, month.lower(), text, lambda v, mo=month: f"{mo} count {v!r} is not a non-negative whole number")
+
+        def not_whole(v: object, mo: str = month) -> str:
+            return f"{mo} count {v!r} is not a non-negative whole number"
+
+        report.add(bad, month.lower(), text, not_whole)
         counts[:, m] = np.where(unpublished | bad, 0, value)
 
     ok_year = ~bad_year
@@ -130,12 +139,11 @@ def _load_sesnsp(
         month_start[ok_year] = _month_starts(year[ok_year].astype(np.int64))
     future = (counts > 0) & (month_start[:, :12] > now + FUTURE_TOLERANCE_S)
     for m, month in enumerate(SESNSP_MONTHS):
-        report.add(
-            future[:, m] & ok_year,
-            month.lower(),
-            frame[col[month.lower()]],
-            lambda v, mo=month: f"{mo} count {v!r} is for a month that has not begun",
-        )
+
+        def not_begun(v: object, mo: str = month) -> str:
+            return f"{mo} count {v!r} is for a month that has not begun"
+
+        report.add(future[:, m] & ok_year, month.lower(), frame[col[month.lower()]], not_begun)
     report.raise_if_any()
 
     # aggregate: (municipality, year, month, violent) with count > 0
@@ -194,7 +202,7 @@ def _read_wgs84(path: Path, what: str) -> gpd.GeoDataFrame:
     return data
 
 
-def _municipality_polygons(path: Path, cache: dict) -> gpd.GeoSeries:
+def _municipality_polygons(path: Path, cache: SesnspCache) -> gpd.GeoSeries:
     key = ("polygons", str(path))
     if key in cache:
         return cache[key]
@@ -225,11 +233,11 @@ def road_cells(path: Path | str, resolution: int = 8) -> np.ndarray:
     return _road_cells(Path(path), resolution, {})
 
 
-def _road_cells(path: Path, resolution: int, cache: dict) -> np.ndarray:
+def _road_cells(path: Path, resolution: int, cache: SesnspCache) -> np.ndarray:
     """Sorted unique uint64 cells that the road lines pass through (gap-free along each line)."""
     key = ("roads", str(path), resolution)
     if key in cache:
-        return cache[key]
+        return cast("np.ndarray", cache[key])  # a "roads" key holds the cells
     from geodata.cells import route_to_cells
     from geodata.route import from_points
 
@@ -265,11 +273,17 @@ class _Spread:
     names: list[str]  # hex cell ids
 
 
-def _spread(key: str, polygon, resolution: int, road_cells: np.ndarray | None, cache: dict) -> _Spread:
+def _spread(
+    key: str,
+    polygon: shapely.Polygon | shapely.MultiPolygon,
+    resolution: int,
+    road_cells: np.ndarray | None,
+    cache: SesnspCache,
+) -> _Spread:
     """Cells of one municipality and each one's share of a count (road cells if any, else by area)."""
     cache_key = ("spread", key, resolution, road_cells is not None)
     if cache_key in cache:
-        return cache[cache_key]
+        return cast("_Spread", cache[cache_key])  # a "spread" key holds a _Spread
     cells = _polygon_cells(polygon, resolution)
     on_road = cells[np.isin(cells, road_cells)] if road_cells is not None else cells[:0]
     if on_road.size:
@@ -286,7 +300,7 @@ def _spread(key: str, polygon, resolution: int, road_cells: np.ndarray | None, c
     return spread
 
 
-def _polygon_cells(polygon, resolution: int) -> np.ndarray:
+def _polygon_cells(polygon: shapely.Polygon | shapely.MultiPolygon, resolution: int) -> np.ndarray:
     """Cells whose centre is inside the polygon; a polygon too small for any centre gets the cell
     of a point inside it."""
     cells = h3.geo_to_cells(polygon, resolution)

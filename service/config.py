@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     )
     border_feed_url: str | None = Field(None, description="CBP wait-times feed (JSON or XML) the server polls itself")
     border_poll_seconds: float = Field(300.0, gt=0, description="how often the feed is polled")
+    border_feed_timeout_seconds: float = Field(
+        30.0, gt=0, description="the whole feed fetch (a feed that trickles is abandoned at it)"
+    )
+    border_feed_connect_timeout_seconds: float = Field(5.0, gt=0, description="connecting to the feed")
+    border_feed_read_timeout_seconds: float = Field(10.0, gt=0, description="the feed sending nothing this long")
+    border_max_clock_skew_seconds: float = Field(
+        300.0, ge=0, description="observations stamped further ahead of the server's clock are refused (feed: skipped)"
+    )
     crossing_match_km: float = Field(15.0, gt=0, description="how far a crossing may be from a port's facility")
     departure_bucket_seconds: int = Field(
         3600, ge=0, description="departures are scored at the start of their bucket (shared cache work); 0: exact"
@@ -62,6 +70,9 @@ class Settings(BaseSettings):
     )
     max_trip_streams: int = Field(
         64, ge=1, description="MonitorTrip streams open at once, on their own threads beyond max_concurrent_rpcs"
+    )
+    max_trip_streams_per_tenant: int = Field(
+        0, ge=0, description="MonitorTrip streams one tenant may hold open (0: half of max_trip_streams)"
     )
     trip_store_max_trips: int = Field(10_000, ge=1, description="trips whose MonitorTrip state is kept for resuming")
     trip_store_ttl_seconds: float = Field(7200.0, gt=0, description="a trip idle this long is forgotten")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +15,29 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, settings
 
+import seeds
+from geodata.ingest import read_point_incidents
+from geodata.layer_store import LayerStore
+from geodata.layers import build_layer
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import RunningServer, load_data, start_server
+from tests.helpers.border import FEED, FeedHandler
+
+# Property tests judge answers, never speed: no per-example deadline and no "too slow" health
+# check, which a machine with both cores busy would trip. In CI (CI=true) the examples are derived
+# from each test's name, so a CI run cannot fail on an example no earlier run tried; local runs
+# keep exploring at random.
+settings.register_profile(
+    "routerisk",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+    database=None if os.environ.get("CI") == "true" else settings.default.database,
+)
+settings.load_profile("routerisk")
 
 # every log record of the suite (and of the servers it starts) is scanned for coordinates and keys
 pytest_plugins = ["tests.log_scan", "tests.reliability.plugin"]
@@ -89,3 +110,27 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def two_layers(tmp_path_factory):
+    """A store with two real layers from the seed incidents (before 2025, and all)."""
+    incidents = read_point_incidents(seeds.INCIDENTS_CSV)
+    early = build_layer(incidents.select(incidents.utc_s < 1_735_689_600), name="early")
+    full = build_layer(incidents, name="full")
+    store = LayerStore(tmp_path_factory.mktemp("store"))
+    store.write(early)
+    store.write(full)
+    store.activate(early.version)
+    return store, early.version, full.version
+
+
+@pytest.fixture()
+def feed_url():
+    """A local HTTP server serving the recorded CBP feed; yields (url, handler class)."""
+    handler = type("Handler", (FeedHandler,), {"body": FEED.read_bytes()})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/api/bwtnew", handler
+    httpd.shutdown()

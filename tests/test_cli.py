@@ -12,18 +12,7 @@ import pytest
 
 import seeds
 from tests.conftest import free_port, routerisk_command
-
-
-def run_cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*routerisk_command(), *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
-        check=False,
-        env=env,
-    )
+from tests.helpers.cli import run_cli
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import seeds
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from tests.conftest import free_port
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
 
 DEPARTURE = "2025-03-12T08:00:00Z"
 

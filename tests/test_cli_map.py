@@ -21,7 +21,7 @@ from geodata.cells import route_to_cells
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.cli.trip_map import LEVEL_COLOURS, LEVELS
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
 
 ROUTE = seeds.DEMO_ROUTES["mexico-city_laredo"]
 DEPARTURE = "2025-03-12T22:00:00-06:00"

@@ -9,8 +9,8 @@ import gpxpy.gpx
 import pytest
 
 import seeds
-from tests.service.trip_track import build_track
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.trip_track import build_track
 
 ORDER = ["entered_high_risk_cell", "stopped_in_high_risk_cell", "left_planned_route", "approaching_crossing"]
 

@@ -25,10 +25,10 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import load_data, start_server
 from tests.conftest import free_port, routerisk_command, wait_serving
+from tests.helpers.api import MEXICO_CITY_BOX, QUERETARO, demo_request, line_request
+from tests.helpers.layers import wait_for_version
 from tests.reliability.figures import record
 from tests.reliability.load import score_request
-from tests.service.test_api import QUERETARO, demo_request, line_request
-from tests.service.test_layers_api import MEXICO_CITY_BOX, two_layers, wait_for_version  # noqa: F401
 
 AT = datetime(2025, 3, 12, 4, 0, tzinfo=UTC)
 
@@ -164,7 +164,7 @@ def _layer_calls() -> list[tuple[str, Message]]:
     return requests
 
 
-def test_no_answer_mixes_two_layer_versions(two_layers):  # noqa: F811
+def test_no_answer_mixes_two_layer_versions(two_layers):
     store, early, full = two_layers
     store.activate(early)
     settings = Settings(address="127.0.0.1:0", layer_dir=store.root, layer_poll_seconds=0.05)

@@ -32,8 +32,8 @@ from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from service.config import Settings
 from service.grpc.server import load_data, start_server
+from tests.helpers.api import violations_of
 from tests.reliability.figures import record
-from tests.service.test_api import violations_of
 
 EXAMPLES = int(os.environ.get("ROUTERISK_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(

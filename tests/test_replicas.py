@@ -27,9 +27,9 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.grpc.admin_convert import observation_to_proto
 from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
 from tests.geodata.cbp_seeded import parse_feed
+from tests.helpers.api import DEPARTURE, QUERETARO, line_request
+from tests.helpers.border import FEED, NOON_CDT, via
 from tests.redis_fixtures import redis_url  # noqa: F401
-from tests.service.test_api import DEPARTURE, QUERETARO, line_request
-from tests.service.test_border_api import FEED, NOON_CDT, via
 
 POINTS = FIXTURES / "ingest" / "points.csv"
 SWITCH_TIMEOUT_S = 5.0
@@ -126,7 +126,7 @@ def build_layers(store: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_url, tmp_path_factory) -> Iterator[Cluster]:
+def running_cluster(redis_url, tmp_path_factory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("replicas")
     store = root / "store"
     v1, v2 = build_layers(store)
@@ -170,6 +170,20 @@ def cluster(redis_url, tmp_path_factory) -> Iterator[Cluster]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture()
+def cluster(running_cluster: Cluster) -> Cluster:
+    """The replicas, both serving V1 (shared key and ACTIVE file), whatever a test before switched to."""
+    client = running_cluster.redis()
+    client.set(running_cluster.prefix + "layers:active", running_cluster.v1)
+    client.close()
+    LayerStore(running_cluster.store).activate(running_cluster.v1)
+    for replica in running_cluster.replicas:
+        eventually(
+            lambda r=replica: r.layer_version() == running_cluster.v1, f"{replica.name} serves V1", running_cluster
+        )
+    return running_cluster
 
 
 def unique_request(days: int) -> pb.ScoreRouteRequest:
@@ -217,6 +231,44 @@ def test_activation_reaches_both_replicas_through_redis(cluster):
     again = [r.stub.ScoreRoute(request, timeout=30) for r in cluster.replicas]
     assert [r.layer_version for r in again] == [cluster.v1, cluster.v1]
     assert all(r.cached for r in again)  # the V1 result is still cached
+
+
+def test_a_trip_resumed_on_the_other_replica_continues_without_repeated_alerts(cluster):
+    """Half a replayed track on A, the link drops, the tracker reconnects (behind a Service: to B)
+    with the same trip id and resends from a little before the cut: B continues A's trip."""
+    from tests.helpers.monitor import _drop_after, alerts_of, requests
+    from tests.helpers.trip_track import build_track
+
+    track = build_track()
+    reference = alerts_of(cluster.a.stub.MonitorTrip(requests(f"ref-{uuid.uuid4().hex}", track), timeout=120))
+    assert len({a.kind for a in reference}) >= 3, "the track should raise several kinds of alert"
+    trip = f"replica-{uuid.uuid4().hex}"
+    cut = track.stop_index + 5  # mid-stop: the stop alert is still to come, on B
+    before = _drop_after(trip, track, cut, cluster.a.stub)
+    assert len(before) == cut
+    acked = before[-1].acknowledged_time.ToNanoseconds()
+    overlap = 3
+    after = list(cluster.b.stub.MonitorTrip(requests(trip, track, cut - overlap), timeout=120))
+    assert after[0].resumed and not any(r.resumed for r in after[1:])
+    assert [r.duplicate for r in after[: overlap + 1]] == [True] * overlap + [False]
+    assert all(r.acknowledged_time.ToNanoseconds() == acked for r in after[:overlap])
+    assert [r.positions_processed for r in after[overlap : overlap + 2]] == [cut + 1, cut + 2]  # counts continue
+    assert after[-1].positions_processed == len(track.positions)
+    combined = alerts_of(before) + alerts_of(after)
+    assert [(a.kind, a.time.seconds) for a in combined] == [(a.kind, a.time.seconds) for a in reference]
+
+    # A's own copy stopped at the cut; a late stream there sees B's progress: duplicates, no alert
+    late = list(cluster.a.stub.MonitorTrip(requests(trip, track, len(track.positions) - 2), timeout=60))
+    assert [r.duplicate for r in late] == [True, True] and not alerts_of(late)
+    assert late[-1].positions_processed == len(track.positions)
+
+    client = cluster.redis()
+    try:
+        ttl_ms = client.pttl(f"{cluster.prefix}trip:-/{trip}")
+        assert 0 < ttl_ms <= 7200 * 1000  # the default trip TTL, refreshed by each write
+        assert list(client.scan_iter(match=f"{cluster.prefix}trip-route:*"))  # the planned route, by reference
+    finally:
+        client.close()
 
 
 def laredo_standard(replica: Replica, at: datetime) -> pb.LaneWait:

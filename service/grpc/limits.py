@@ -11,9 +11,12 @@
 Streams (MonitorTrip) live for a whole trip, so they must not hold one of the API slots: they
 have their own cap, ``max_streams`` (RESOURCE_EXHAUSTED past it), on handler threads of their
 own (the server's pool is ``max_concurrent + max_streams + spare``), so open trips can never
-starve unary calls or health checks. Opening a stream takes one token of the tenant's bucket;
-its messages take none. No server-side deadline applies to a stream (it ends when the client
-closes it, its own deadline passes or it goes away); its slot is released then.
+starve unary calls or health checks. One tenant may hold at most ``max_streams_per_tenant`` of
+them (0: half of ``max_streams``), so a tenant at its cap cannot take the others' streams (without
+authentication every caller is one tenant, and the global cap is the only one). Opening a stream
+takes one token of the tenant's bucket; its messages take none. No server-side deadline applies
+to a stream (it ends when the client closes it, its own deadline passes or it goes away); its
+slots are released then.
 """
 
 from __future__ import annotations
@@ -66,11 +69,18 @@ class LimitsInterceptor(grpc.ServerInterceptor):
     """Concurrency cap, per-tenant rate limit and deadline cap for the API methods."""
 
     def __init__(
-        self, max_concurrent: int, rate_per_second: float, burst: float, deadline_cap_s: float, max_streams: int = 0
+        self,
+        max_concurrent: int,
+        rate_per_second: float,
+        burst: float,
+        deadline_cap_s: float,
+        max_streams: int = 0,
+        max_streams_per_tenant: int = 0,
     ) -> None:
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent > 0 else None
         self._stream_slots = threading.BoundedSemaphore(max_streams) if max_streams > 0 else None
         self._max_streams = max_streams
+        self._tenant_streams = _TenantStreams(max_streams_per_tenant or max(1, max_streams // 2))
         self._max = max_concurrent
         self._rate, self._burst = rate_per_second, max(burst, 1.0)
         self._buckets: dict[str, TokenBucket] = {}
@@ -146,17 +156,53 @@ class LimitsInterceptor(grpc.ServerInterceptor):
                 context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self._rate:g}/s exceeded; retry later"
                 )
-            if self._stream_slots is not None and not self._stream_slots.acquire(blocking=False):
+            # "-": authentication is off, every caller is one tenant and the global cap is the only one
+            counted = tenant != "-"
+            if counted and not self._tenant_streams.take(tenant):
                 context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max_streams} streams open); retry"
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"this tenant has {self._tenant_streams.cap} trip streams open; close one or retry later",
                 )
             try:
-                yield from streams(requests, context)
+                if self._stream_slots is not None and not self._stream_slots.acquire(blocking=False):
+                    context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max_streams} streams open); retry"
+                    )
+                try:
+                    yield from streams(requests, context)
+                finally:
+                    if self._stream_slots is not None:
+                        self._stream_slots.release()
             finally:
-                if self._stream_slots is not None:
-                    self._stream_slots.release()
+                if counted:
+                    self._tenant_streams.give_back(tenant)
 
         return handler._replace(stream_stream=limited)
+
+
+class _TenantStreams:
+    """Open trip streams per tenant, at most ``cap`` each."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, tenant: str) -> bool:
+        with self._lock:
+            held = self._open.get(tenant, 0)
+            if held >= self.cap:
+                return False
+            self._open[tenant] = held + 1
+            return True
+
+    def give_back(self, tenant: str) -> None:
+        with self._lock:
+            held = self._open.get(tenant, 0) - 1
+            if held > 0:
+                self._open[tenant] = held
+            else:
+                self._open.pop(tenant, None)
 
 
 class _Slot:

@@ -35,6 +35,8 @@ from service.store.cache import Cache, InProcessCache, NullCache, TieredCache
 from service.store.redis_client import EntrySigner, RedisCache, connect
 from service.store.replicas import BorderSync, SharedState
 from service.store.serving import LayerRefusedError, LayerWatcher, ServingState, initial_border, initial_layer
+from service.store.trips import RedisTrips
+from service.usecases.trip_monitor import TripStore
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +122,25 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
             settings.rate_limit_burst,
             settings.deadline_cap_seconds,
             settings.max_trip_streams,
+            settings.max_trip_streams_per_tenant,
         ),
     ]
     # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
     # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
     executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
     server = grpc.server(executor, options=options, interceptors=interceptors)
-    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache), server)
-    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(RouteRiskAdminServicer(state), server)
+    trips = TripStore(
+        settings.trip_store_max_trips,
+        settings.trip_store_ttl_seconds,
+        # with Redis, trip states are shared: a stream resumed on another replica continues there
+        shared=RedisTrips(redis_cache, settings.trip_store_ttl_seconds)
+        if isinstance(redis_cache, RedisCache)
+        else None,
+    )
+    pb_grpc.add_RouteRiskServiceServicer_to_server(RouteRiskServicer(state, settings, cache, trips), server)
+    admin_grpc.add_RouteRiskAdminServiceServicer_to_server(
+        RouteRiskAdminServicer(state, settings.border_max_clock_skew_seconds), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -191,8 +204,12 @@ def load_data(running: RunningServer, settings: Settings) -> None:
             settings.border_feed_url,
             settings.border_poll_seconds,
             lambda observations, _source: state.merge_observations(observations, int(time.time())),
+            settings.border_feed_timeout_seconds,
             # with Redis one replica polls per period and shares the result
             should_poll=(lambda: shared.try_lead("border-poll", lease_ms)) if shared else None,
+            connect_timeout_s=settings.border_feed_connect_timeout_seconds,
+            read_timeout_s=settings.border_feed_read_timeout_seconds,
+            max_clock_skew_s=settings.border_max_clock_skew_seconds,
         )
         running.feed.start()
     snapshot = running.state.snapshot

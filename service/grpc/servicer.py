@@ -28,7 +28,7 @@ from service.usecases.trip_monitor import Environment, TripStore
 class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
     """Implements routerisk.v1.RouteRiskService over a :class:`ServingState`."""
 
-    def __init__(self, state: ServingState, settings: Settings, cache: Cache) -> None:
+    def __init__(self, state: ServingState, settings: Settings, cache: Cache, trips: TripStore | None = None) -> None:
         self._state = state
         self._settings = settings
         self._options = ModelOptions(
@@ -37,7 +37,10 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
             crossing_match_km=settings.crossing_match_km,
         )
         self._scoring = ScoreHandler(settings, cache, self._options)
-        self._trips = TripStore(settings.trip_store_max_trips, settings.trip_store_ttl_seconds)
+        # trip states for resuming: this replica's, shared through Redis when the server passes such a store
+        self._trips = (
+            trips if trips is not None else TripStore(settings.trip_store_max_trips, settings.trip_store_ttl_seconds)
+        )
 
     def _snapshot(self) -> Snapshot:
         return self._state.current()

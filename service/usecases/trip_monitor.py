@@ -19,18 +19,27 @@ Alerts, each raised once while its condition lasts and again only after it clear
 
 Resume: :class:`TripStore` keeps the state of trips with an id (bounded, idle TTL), so a
 client that reconnects with the same id continues without repeated alerts; a position at or
-before the trip's last one is acknowledged as a duplicate and changes nothing. The store is
-per process: with several replicas a resumed stream must reach the same one (or start over).
+before the trip's last one is acknowledged as a duplicate and changes nothing.
+
+Across replicas: given a :class:`SharedTrips` (Redis, in ``service.store.trips``), every change
+of a trip's state is written there too, with a revision: a session reads the trip when it starts
+(so a stream resumed on another replica continues where the first one stopped), and each write
+succeeds only when the revision is still the one it read. When another writer got there first
+(the old stream on another replica, still open), the session reads the newer state, keeps
+whichever has the later position, and applies its position again: no alert twice, counts
+continue. The planned route is written once under its own key (by a digest of its points) and
+referenced. While the shared store is unusable, trips go on per process (fail open).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypedDict, Unpack
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 import h3.api.basic_int as h3i
 import numpy as np
@@ -122,10 +131,56 @@ class TripState:
     announced: set[str] = field(default_factory=set)
     touched_s: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # the shared store: the revision this state was read at or last written as, the route's id there
+    revision: int = 0
+    route_id: str | None = None
 
     def set_route(self, route: RoutePath, border: BorderData) -> None:
         self.route = route
+        self.route_id = route_digest(route)
         self.route_ports = tuple(c.port for c in detect_crossings(route, border))
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything of the trip but its route (referenced by ``route_id``), as JSON-able values."""
+
+        def position(p: Position | None) -> list[float | None] | None:
+            return None if p is None else [p.time_s, p.lat, p.lng, p.speed_kmh]
+
+        t = self.thresholds
+        return {
+            "v": RECORD_VERSION,
+            "thresholds": [t.off_route_m, t.dwell_s, t.approach_km, t.lane],
+            "route_id": self.route_id,
+            "route_ports": None if self.route_ports is None else [p.port_number for p in self.route_ports],
+            "last": position(self.last),
+            "processed": self.processed,
+            "zone": [self.in_zone, self.zone_level, self.outside_km],
+            "stop_start": position(self.stop_start),
+            "stop_alerted": self.stop_alerted,
+            "off_route": self.off_route,
+            "announced": sorted(self.announced),
+        }
+
+    def restore(self, record: dict[str, Any], route: RoutePath | None, border: BorderData) -> None:
+        """Take the state of ``record`` (from :meth:`to_record`) and ``route`` (its ``route_id``'s)."""
+
+        def position(v: list[Any] | None) -> Position | None:
+            return None if v is None else Position(float(v[0]), float(v[1]), float(v[2]), v[3])
+
+        off, dwell, approach, lane = record["thresholds"]
+        self.thresholds = Thresholds(float(off), float(dwell), float(approach), str(lane))
+        self.route, self.route_id = route, record["route_id"] if route is not None else None
+        ports = record["route_ports"]
+        found = [border.port(n) for n in ports] if ports is not None else None
+        self.route_ports = None if found is None else tuple(p for p in found if p is not None)
+        self.last = position(record["last"])
+        self.processed = int(record["processed"])
+        in_zone, zone_level, outside_km = record["zone"]
+        self.in_zone, self.zone_level, self.outside_km = bool(in_zone), int(zone_level), float(outside_km)
+        self.stop_start = position(record["stop_start"])
+        self.stop_alerted = bool(record["stop_alerted"])
+        self.off_route = bool(record["off_route"])
+        self.announced = set(record["announced"])
 
     def feed(self, position: Position, env: Environment) -> tuple[bool, list[Alert]]:
         """Process one position: (duplicate, alerts). Call with ``lock`` held."""
@@ -282,6 +337,40 @@ class _Here:
         return Alert(kind, severity, reason, p.time_s, p.lat, p.lng, self.cell, self.risk, **extra)
 
 
+RECORD_VERSION = 1
+
+
+def route_digest(route: RoutePath) -> str:
+    """A planned route's id in the shared store: the digest of its points."""
+    digest = hashlib.sha256(np.ascontiguousarray(route.lat, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(route.lng, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:32]
+
+
+SaveOutcome = Literal["saved", "conflict", "unavailable"]
+
+
+class SharedTrips(Protocol):
+    """Trip states every replica sees (Redis in ``service.store.trips``), each with a revision
+    (0: no such trip). Every method answers, never raises: ``None`` / ``"unavailable"`` when the
+    store cannot be used right now (the caller then goes on with its own state)."""
+
+    def load(self, key: str) -> tuple[int, dict[str, Any] | None] | None:
+        """(revision, record) of the trip (``(0, None)`` when there is none), or None when unusable."""
+        ...
+
+    def save(self, key: str, record: dict[str, Any], revision: int) -> SaveOutcome:
+        """Write ``record`` as revision ``revision + 1`` if the trip is still at ``revision``
+        (and refresh the TTL of the trip and of its route)."""
+        ...
+
+    def save_route(self, route_id: str, route: RoutePath) -> bool:
+        """Store a planned route under its id (False when unusable)."""
+        ...
+
+    def load_route(self, route_id: str) -> RoutePath | None: ...
+
+
 def cell_rate(layer: RiskLayer, cell: int, position: Position) -> float:
     """The layer's rate in ``cell`` at the position's local hour of week."""
     zone = zone_at(position.lat, position.lng)
@@ -317,13 +406,20 @@ def distance_to_route_km(route: RoutePath, lat: float, lng: float) -> float:
 class TripStore:
     """Trip states by id: at most ``max_trips``, each forgotten after ``ttl_s`` idle (LRU).
 
-    In-process: with several replicas the state is per replica (sharing it through Redis is
-    left for later)."""
+    In-process; with ``shared`` (every replica's store, e.g. Redis) this is the replica's copy,
+    and sessions keep the shared one up to date (see :class:`TripSession`)."""
 
-    def __init__(self, max_trips: int = 10_000, ttl_s: float = 2 * 3600, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        max_trips: int = 10_000,
+        ttl_s: float = 2 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedTrips | None = None,
+    ):
         self._trips: OrderedDict[str, TripState] = OrderedDict()
         self._max, self._ttl, self._clock = max_trips, ttl_s, clock
         self._lock = threading.Lock()
+        self.shared = shared
 
     def get(self, trip_id: str) -> tuple[TripState, bool]:
         """The trip's state and whether it existed (a new one is stored)."""
@@ -367,11 +463,15 @@ class Acknowledgement:
 
 class TripSession:
     """One stream of positions of one trip: the trip's state is taken from the store under ``key``
-    (resumed when it is there) or, without a key, kept for this session only."""
+    (resumed when it is there, in this replica or in the shared store) or, without a key, kept for
+    this session only."""
+
+    MAX_ATTEMPTS = 5  # writes lost to another writer before this one gives up sharing the position
 
     def __init__(self, store: TripStore, key: str | None) -> None:
         self._store = store
         self._key = key
+        self._shared = store.shared if key else None
         if key:
             self.state, self.resumed = store.get(key)
         else:
@@ -388,14 +488,89 @@ class TripSession:
         """Take a new planned route and thresholds when given, then the position."""
         state = self.state
         with state.lock:
-            if route is not None:
-                state.set_route(route, env.border)
-            if thresholds is not None:
-                state.thresholds = thresholds
-            duplicate, alerts = state.feed(position, env)
+            if self._first and self._shared is not None:
+                self.resumed = self._pull(state, env) or self.resumed
+            duplicate, alerts = self._apply(state, position, env, route, thresholds)
             processed = state.processed
             acknowledged = state.last.time_s if state.last is not None else position.time_s
         if self._key:
             self._store.touch(self._key)
         first, self._first = self._first, False
         return Acknowledgement(duplicate, alerts, processed, acknowledged, self.resumed and first)
+
+    def _apply(
+        self,
+        state: TripState,
+        position: Position,
+        env: Environment,
+        route: RoutePath | None,
+        thresholds: Thresholds | None,
+    ) -> tuple[bool, list[Alert]]:
+        shared, key = self._shared, self._key
+        for _ in range(self.MAX_ATTEMPTS):
+            before = state.to_record() if shared is not None else None
+            if route is not None:
+                state.set_route(route, env.border)
+            if thresholds is not None:
+                state.thresholds = thresholds
+            duplicate, alerts = state.feed(position, env)
+            if shared is None or key is None or before is None or (duplicate and state.to_record() == before):
+                return duplicate, alerts
+            if route is not None and state.route_id is not None and not shared.save_route(state.route_id, route):
+                return duplicate, alerts  # unusable: this replica's state goes on alone
+            outcome = shared.save(key, state.to_record(), state.revision)
+            if outcome != "conflict":
+                if outcome == "saved":
+                    state.revision += 1
+                return duplicate, alerts
+            # another writer moved the trip on: take the newer of the two and apply this position again
+            theirs = shared.load(key)
+            if theirs is None:
+                return duplicate, alerts
+            revision, record = theirs
+            ours_s = _last_time(before) or float("-inf")
+            theirs_s = _last_time(record)
+            if record is None or theirs_s is None or theirs_s < ours_s or not self._restore(state, record, env):
+                self._restore(state, before, env)  # ours is further along (or theirs unreadable): write ours
+            state.revision = revision
+        return duplicate, alerts
+
+    def _pull(self, state: TripState, env: Environment) -> bool:
+        """Take the shared state when it is newer than this replica's copy: whether it had the trip."""
+        assert self._shared is not None and self._key is not None
+        found = self._shared.load(self._key)
+        if found is None:
+            return False
+        revision, record = found
+        if record is None:
+            state.revision = 0  # not (or no longer) shared: the next write creates it
+            return False
+        if revision != state.revision:
+            if not self._restore(state, record, env):
+                return False  # unreadable (another version wrote it?): this replica's copy goes on
+            state.revision = revision
+        return True
+
+    def _restore(self, state: TripState, record: dict[str, Any], env: Environment) -> bool:
+        """Take ``record``; False (``state`` unchanged) when it cannot be read."""
+        if record.get("v") != RECORD_VERSION:
+            return False
+        route_id = record.get("route_id")
+        route = state.route if route_id is not None and route_id == state.route_id else None
+        if route is None and route_id is not None and self._shared is not None:
+            route = self._shared.load_route(route_id)
+        saved = state.to_record(), state.route
+        try:
+            state.restore(record, route, env.border)
+        except (KeyError, TypeError, ValueError, IndexError):
+            state.restore(saved[0], saved[1], env.border)
+            return False
+        return True
+
+
+def _last_time(record: dict[str, Any] | None) -> float | None:
+    """The time of a record's last position (None: none, or unreadable)."""
+    try:
+        return float(record["last"][0]) if record is not None and record.get("last") is not None else None
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None

@@ -379,6 +379,7 @@ def run_overload(log_dir: Path, *, seconds: float = 5.0, cap: int = 4, factor: f
         )
         capacity = baseline.rate("OK")
         offered_factor = factor
+        tries: list[Stats] = []  # every attempt's answers are judged, not only the last one's
         with HealthProbe(server.address) as probe:
             for attempt in range(1, attempts + 1):
                 over = asyncio.run(
@@ -386,9 +387,11 @@ def run_overload(log_dir: Path, *, seconds: float = 5.0, cap: int = 4, factor: f
                         server.address, rate=offered_factor * capacity, seconds=seconds, make=make, answers=answers
                     )
                 )
+                tries.append(over)
                 if over.codes.get("RESOURCE_EXHAUSTED", 0) > 0 or attempt == attempts:
                     break
                 offered_factor *= 2
+        earlier = tries[:-1]
         after = asyncio.run(
             closed_loop(server.address, count=20, concurrency=1, seconds=30, make=make, answers=answers)
         )
@@ -417,9 +420,10 @@ def run_overload(log_dir: Path, *, seconds: float = 5.0, cap: int = 4, factor: f
         "health_failures": len(probe.failures),
         "health_failure_examples": probe.failures[:5],
         "health_max_s": max(probe.latencies, default=float("nan")),
-        "mismatches": len(over.mismatches) + len(baseline.mismatches) + len(after.mismatches),
+        "earlier_attempt_codes": [dict(t.codes) for t in earlier],
+        "mismatches": sum(len(t.mismatches) for t in tries) + len(baseline.mismatches) + len(after.mismatches),
         "after_codes": dict(after.codes),
-        "client_problems": over.unexpected,
+        "client_problems": [p for t in tries for p in t.unexpected],
         "server_rss_mib": resources["rss_kib"] / 1024,
         "exit_code": exit_code,
         "seconds_per_phase": seconds,

@@ -163,7 +163,8 @@ SCENARIOS = [
         "overload",
         "Overload at twice the capacity",
         "`routerisk serve` subprocess, cap 4, no cache; capacity measured closed loop, then 2× offered open "
-        "loop (grpc.aio, 127.0.0.1) with a health probe every 100 ms",
+        "loop (grpc.aio, 127.0.0.1, at most 64 calls in flight; offered again at 4× and 8× if nothing was "
+        "refused) with a health probe every 100 ms; every call must end OK or RESOURCE_EXHAUSTED",
         (
             "tests/test_reliability_load.py::test_twice_the_capacity_is_shed_quickly_and_health_answers",
             "tests/service/test_auth_limits.py::test_concurrency_cap_sheds_quickly_and_health_answers",
@@ -230,6 +231,52 @@ SCENARIOS = [
         _feed,
     ),
     Scenario(
+        "",
+        "Attack: a CBP feed that trickles 1 byte every few seconds (before: the poller hung silently; "
+        "SIGTERM took 16 s)",
+        "bound: the fetch is abandoned at `ROUTERISK_BORDER_FEED_TIMEOUT_SECONDS` (30 s; connect 5 s, read 10 s), "
+        "one WARNING line per stall streak without coordinates, the waits loaded before keep serving; SIGTERM "
+        "during a stalled poll aborts the fetch (the poller's stop waits at most 2 s): a local trickling "
+        "HTTP server on 127.0.0.1, in-process and under `routerisk serve` (exit 0 within 8 s)",
+        (
+            "tests/service/test_feed_faults.py::test_a_trickling_feed_is_abandoned_at_the_total_timeout_and_the_old_waits_stay",
+            "tests/service/test_feed_faults.py::test_the_server_logs_a_stalled_feed_once_and_keeps_serving_the_waits_loaded_before",
+            "tests/service/test_feed_faults.py::test_sigterm_during_a_stalled_poll_returns_promptly",
+        ),
+    ),
+    Scenario(
+        "",
+        "Attack: an admin observation stamped 59 min in the future (before: accepted, served with age -59 min)",
+        "bound: more than `ROUTERISK_BORDER_MAX_CLOCK_SKEW_SECONDS` (300 s) ahead of the server's clock, "
+        "`LoadBorderObservations` is INVALID_ARGUMENT naming `observations[i].observed_at` and loads nothing; the "
+        "feed poller skips such readings one by one and counts them (`routerisk_border_feed_skipped_total`)",
+        (
+            "tests/service/test_border_api.py::test_an_observation_stamped_in_the_future_is_refused_by_the_admin_rpc",
+            "tests/service/test_border_api.py::test_the_feed_skips_and_counts_readings_stamped_in_the_future",
+        ),
+    ),
+    Scenario(
+        "",
+        "Attack: 70 MonitorTrip streams from one tenant (before: the 64-stream cap was global, other tenants "
+        "were refused)",
+        "bound: one tenant holds at most `ROUTERISK_MAX_TRIP_STREAMS_PER_TENANT` streams (default half of "
+        "`ROUTERISK_MAX_TRIP_STREAMS`), the next gets RESOURCE_EXHAUSTED and the other tenants still open "
+        "theirs; API keys of two tenants through a real channel",
+        ("tests/service/test_monitor.py::test_one_tenant_at_its_stream_cap_cannot_take_the_other_tenants_streams",),
+    ),
+    Scenario(
+        "",
+        "A MonitorTrip stream resumed on another replica; two writers of one trip; Redis unusable",
+        "two `routerisk serve` processes on one Redis: half a replayed track on A, the rest on B with the same "
+        "trip id: duplicates acknowledged, counts continue, no alert repeated (state TTL "
+        "`ROUTERISK_TRIP_STORE_TTL_SECONDS`); a late writer meets the revision check and takes the newer state; "
+        "Redis unusable: per replica, one WARNING line",
+        (
+            "tests/test_replicas.py::test_a_trip_resumed_on_the_other_replica_continues_without_repeated_alerts",
+            "tests/service/test_shared_trips.py",
+        ),
+    ),
+    Scenario(
         "layer-activation",
         "Layer activation under load; a broken layer",
         "4 clients score while two layers are activated in turn; a broken ACTIVE leaves the old layer serving",
@@ -242,7 +289,8 @@ SCENARIOS = [
     Scenario(
         "sigterm",
         "SIGTERM under load (and as PID 1, to a gRPC thread, with workers)",
-        "`routerisk serve` subprocess, 6 clients, SIGTERM after 1 s; SIGTERM to one non-main thread (tgkill)",
+        "`routerisk serve` subprocess, 6 clients, SIGTERM once every client has an answer (+0.5 s); SIGTERM to "
+        "one non-main thread (tgkill)",
         (
             "tests/test_cli.py::test_sigterm_under_load_answers_every_accepted_call",
             "tests/test_cli.py::test_runs_as_pid_1_and_drains_on_sigterm",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import subprocess
 import threading
 import time
@@ -16,30 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.config import Settings
-from service.grpc.auth import hash_key
-from service.grpc.server import load_data, start_server
-from tests.service.test_api import QUERETARO, line_request
+from tests.helpers.api import QUERETARO, line_request
+from tests.helpers.auth import KEYS, READER, SCORER, bearer
+from tests.helpers.servers import serving
 
-SCORER, READER = "rr_scorer-key", "rr_reader-key"
-KEYS = json.dumps(
-    [
-        {"sha256": hash_key(SCORER), "tenant": "acme", "permissions": ["score", "read"]},
-        {"sha256": hash_key(READER), "tenant": "bravo", "permissions": ["read"]},
-    ]
-)
 CELL = pb.GetCellRiskRequest(location=pb.LatLng(latitude=19.6, longitude=-99.2))
-
-
-def serving(**overrides):
-    settings = Settings(address="127.0.0.1:0", **overrides)
-    running = start_server(settings)
-    load_data(running, settings)
-    return running
-
-
-def bearer(key: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {key}")]
 
 
 def code_of(call, *args, **kwargs) -> grpc.StatusCode:
@@ -52,9 +32,19 @@ def code_of(call, *args, **kwargs) -> grpc.StatusCode:
 
 @pytest.fixture(scope="module")
 def secured():
-    running = serving(api_keys=KEYS, rate_limit_per_second=5, rate_limit_burst=3)
+    """Keys, no rate limit: what one test calls cannot drain another test's bucket."""
+    running = serving(api_keys=KEYS)
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield pb_grpc.RouteRiskServiceStub(channel), channel
+    running.stop(0)
+
+
+@pytest.fixture()
+def rate_limited():
+    """Keys and 5 calls a second per tenant (3 saved up), with full buckets."""
+    running = serving(api_keys=KEYS, rate_limit_per_second=5, rate_limit_burst=3)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield pb_grpc.RouteRiskServiceStub(channel)
     running.stop(0)
 
 
@@ -66,15 +56,13 @@ def test_keys_and_permissions(secured):
     assert code_of(stub.ScoreRoute, request, metadata=[("authorization", SCORER)]) == grpc.StatusCode.UNAUTHENTICATED
     assert code_of(stub.ScoreRoute, request, metadata=bearer(READER)) == grpc.StatusCode.PERMISSION_DENIED
     assert code_of(stub.GetCellRisk, CELL, metadata=bearer(READER)) == grpc.StatusCode.OK
-    time.sleep(0.5)
     assert code_of(stub.ScoreRoute, request, metadata=bearer(SCORER)) == grpc.StatusCode.OK
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert health.status == health_pb2.HealthCheckResponse.SERVING  # open without a key
 
 
-def test_rate_limit_per_tenant(secured):
-    stub, _ = secured
-    time.sleep(1.0)  # refill
+def test_rate_limit_per_tenant(rate_limited):
+    stub = rate_limited
     codes = [code_of(stub.GetCellRisk, CELL, metadata=bearer(READER)) for _ in range(8)]
     assert codes[0] == grpc.StatusCode.OK
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes

@@ -15,8 +15,8 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from service.store.serving import build_seed_layer
 from service.usecases.avoid_areas import PRIORITY
 from service.usecases.scoring import LEVELS, level_of_rate
-from tests.service.test_api import violations_of
-from tests.test_cli import run_cli
+from tests.helpers.api import violations_of
+from tests.helpers.cli import run_cli
 
 BOX = pb.BoundingBox(west=-100.2, south=19.0, east=-98.6, north=20.2)  # around Mexico City
 

@@ -3,11 +3,9 @@ scores, and CompareRoutes."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +13,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-import seeds
-from geodata.border import load_border_data
 from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
@@ -24,30 +20,14 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.admin_convert import observation_to_proto
 from service.grpc.server import load_data, start_server
-from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
+from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.geodata.cbp_seeded import parse_feed
-from tests.service.test_api import assert_invalid, line_request
-
-CBP = FIXTURES / "cbp"
-FEED = CBP / "bwtnew-2022-06-29.json"
-NOON_CDT = datetime(2022, 6, 29, 17, 0, tzinfo=UTC)  # "At Noon CDT"
-BORDER = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
-
-
-def via(port_number: str) -> list[tuple[float, float]]:
-    """Monterrey → the port's cargo bridge → San Antonio."""
-    port = BORDER.port(port_number)
-    return [
-        (25.67, -100.31),
-        (port.lat - 0.08, port.lng),
-        (port.lat, port.lng),
-        (port.lat + 0.06, port.lng),
-        (29.42, -98.49),
-    ]
+from tests.helpers.api import assert_invalid, line_request
+from tests.helpers.border import BORDER, CBP, FEED, NOON_CDT, laredo_waits, via
 
 
 @pytest.fixture(scope="module")
-def border_server():
+def border_server_running():
     settings = Settings(address="127.0.0.1:0")
     running = start_server(settings)
     load_data(running, settings)
@@ -56,17 +36,18 @@ def border_server():
     running.stop(0)
 
 
+@pytest.fixture()
+def border_server(border_server_running):
+    """The module's server, back on the seed border data (no live waits), whatever a test before loaded."""
+    running = border_server_running[0]
+    running.state.activate(border=BORDER)
+    return border_server_running
+
+
 def load_feed(admin, path: Path = FEED) -> admin_pb.LoadBorderObservationsResponse:
     observations, _ = parse_feed(path.read_bytes())
     request = admin_pb.LoadBorderObservationsRequest(observations=[observation_to_proto(o) for o in observations])
     return admin.LoadBorderObservations(request, timeout=10)
-
-
-def laredo_waits(stub, at: datetime) -> dict[int, pb.LaneWait]:
-    request = pb.ListBorderCrossingsRequest(port_number="230404")
-    request.time.FromDatetime(at)
-    crossing = stub.ListBorderCrossings(request, timeout=10).crossings[0]
-    return {w.lane: w for w in crossing.lane_waits}
 
 
 def test_real_payload_gives_laredo_45_and_15_minutes_at_noon_cdt(border_server):
@@ -159,29 +140,6 @@ def test_compare_routes_errors(border_server):
     assert_invalid(stub.CompareRoutes, weight, "risk_weight")
 
 
-class _FeedHandler(http.server.BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(type(self).body)
-
-    def log_message(self, *args) -> None:
-        return None
-
-
-@pytest.fixture()
-def feed_url():
-    handler = type("Handler", (_FeedHandler,), {"body": FEED.read_bytes()})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/api/bwtnew", handler
-    httpd.shutdown()
-
-
 def test_the_server_polls_a_feed_and_survives_a_broken_one(feed_url):
     url, handler = feed_url
     settings = Settings(address="127.0.0.1:0", border_feed_url=url, border_poll_seconds=0.2)
@@ -264,3 +222,51 @@ def test_historical_profiles_from_the_cli_are_served(tmp_path):
             assert other.source == pb.WAIT_SOURCE_DEFAULT
     finally:
         running.stop(0)
+
+
+def test_an_observation_stamped_in_the_future_is_refused_by_the_admin_rpc():
+    """Attack: an admin observation stamped 59 min ahead was accepted and served with age -59 min."""
+    settings = Settings(address="127.0.0.1:0")
+    running = start_server(settings)
+    load_data(running, settings)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub, admin = pb_grpc.RouteRiskServiceStub(channel), admin_grpc.RouteRiskAdminServiceStub(channel)
+            before = stub.ListBorderCrossings(pb.ListBorderCrossingsRequest(), timeout=10).border_data_version
+            now = int(time.time())
+            good = admin_pb.BorderObservation(port_number="230404", lane="standard", wait_minutes=5)
+            good.observed_at.FromSeconds(now - 60)
+            future = admin_pb.BorderObservation(port_number="230404", lane="fast", wait_minutes=7)
+            future.observed_at.FromSeconds(now + 59 * 60)
+            request = admin_pb.LoadBorderObservationsRequest(observations=[good, future])
+            assert_invalid(admin.LoadBorderObservations, request, "observations[1].observed_at", "ahead")
+            after = stub.ListBorderCrossings(pb.ListBorderCrossingsRequest(), timeout=10).border_data_version
+            assert after == before  # all or nothing: the good one was not applied either
+            # within the clock-skew allowance (5 min by default): accepted
+            future.observed_at.FromSeconds(now + 2 * 60)
+            request = admin_pb.LoadBorderObservationsRequest(observations=[good, future])
+            reply = admin.LoadBorderObservations(request, timeout=10)
+            assert reply.accepted == 2
+    finally:
+        running.stop(0)
+
+
+def test_the_feed_skips_and_counts_readings_stamped_in_the_future(feed_url, monkeypatch):
+    from geodata.border import WaitObservation
+    from service.store import border_feed
+
+    url, _ = feed_url
+    now = int(time.time())
+    readings = [
+        WaitObservation("230404", "standard", 30.0, now - 60),
+        WaitObservation("230404", "fast", 10.0, now + 59 * 60),
+        WaitObservation("230401", "standard", 20.0, now + 60),  # within the allowance
+    ]
+    monkeypatch.setattr(border_feed, "read_observations", lambda body: list(readings))
+    sunk: list[WaitObservation] = []
+    skipped = border_feed.FEED_SKIPPED.labels("future")
+    before = skipped._value.get()
+    poller = border_feed.FeedPoller(url, 60, lambda obs, _src: sunk.extend(obs), max_clock_skew_s=300)
+    assert poller.poll_once() == 2
+    assert [o.lane for o in sunk] == ["standard", "standard"]
+    assert skipped._value.get() - before == 1

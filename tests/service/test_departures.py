@@ -10,8 +10,8 @@ import pytest
 
 import seeds
 from routerisk.v1 import route_risk_service_pb2 as pb
-from tests.service.test_api import DEPARTURE, demo_request, violations_of
-from tests.test_cli import run_cli
+from tests.helpers.api import DEPARTURE, demo_request, violations_of
+from tests.helpers.cli import run_cli
 
 
 def suggest_request(window_h: float = 24, step_h: float = 1, **fields) -> pb.SuggestDeparturesRequest:

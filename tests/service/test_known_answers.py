@@ -22,7 +22,7 @@ from service.config import Settings
 from service.grpc.server import RunningServer, load_data, start_server
 from service.grpc.servicer import RouteRiskServicer
 from service.store.cache import InProcessCache
-from tests.service.test_api import DEPARTURE, demo_request
+from tests.helpers.api import DEPARTURE, demo_request
 
 
 @pytest.fixture(scope="module")

@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import grpc
-import h3
 import pytest
 
-import seeds
-from geodata.ingest import read_point_incidents
-from geodata.layer_store import LayerStore
-from geodata.layers import build_layer
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import load_data, start_server
+from tests.helpers.api import MEXICO_CITY_BOX, QUERETARO, assert_invalid, line_request
+from tests.helpers.layers import served_version, wait_for_version
 from tests.reliability.figures import record
-from tests.service.test_api import QUERETARO, assert_invalid, line_request
-
-MEXICO_CITY_BOX = pb.BoundingBox(west=-99.6, south=19.0, east=-98.6, north=20.0)
-
-
-@pytest.fixture(scope="module")
-def two_layers(tmp_path_factory):
-    """A store with two real layers from the seed incidents (before 2025, and all)."""
-    incidents = read_point_incidents(seeds.INCIDENTS_CSV)
-    early = build_layer(incidents.select(incidents.utc_s < 1_735_689_600), name="early")
-    full = build_layer(incidents, name="full")
-    store = LayerStore(tmp_path_factory.mktemp("store"))
-    store.write(early)
-    store.write(full)
-    store.activate(early.version)
-    return store, early.version, full.version
 
 
 @pytest.fixture()
@@ -46,19 +28,6 @@ def store_server(two_layers):
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield running, pb_grpc.RouteRiskServiceStub(channel)
     running.stop(0)
-
-
-def served_version(stub) -> str:
-    return stub.GetCellRisk(pb.GetCellRiskRequest(cell=h3.latlng_to_cell(19.6, -99.2, 8)), timeout=5).layer_version
-
-
-def wait_for_version(stub, version: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if served_version(stub) == version:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"server did not switch to {version}")
 
 
 def test_serves_the_active_layer_and_switches_without_restart(two_layers, store_server):
@@ -105,17 +74,32 @@ def test_activation_under_load_loses_no_request(two_layers, store_server):
     assert versions <= {early, full} and full in versions
 
 
-def test_a_broken_layer_leaves_the_old_one_serving(two_layers, store_server):
+def test_a_broken_layer_leaves_the_old_one_serving(two_layers, store_server, caplog):
     store, early, _ = two_layers
     _, stub = store_server
+    caplog.set_level(logging.INFO, logger="service.store.serving")
     broken = store.root / "layers" / "broken-000000000000"
     broken.mkdir(exist_ok=True)
     (broken / "layer.json").write_text('{"resolution": 8, "version": "broken-000000000000", "metadata": {}}')
     (store.root / "ACTIVE").write_text("broken-000000000000\n")  # what a bad manual edit would do
-    time.sleep(0.5)
-    assert served_version(stub) == early
-    assert stub.ScoreRoute(line_request(QUERETARO), timeout=10).layer_version == early
-    store.activate(early)
+    try:
+
+        def tried_the_broken_layer() -> bool:
+            return any(
+                r.getMessage() == "layer load failed; keeping the current layer"
+                and getattr(r, "layer_version", None) == "broken-000000000000"
+                for r in caplog.records
+            )
+
+        # evidence that the watcher polled and tried to load it, not merely that time passed
+        deadline = time.monotonic() + 60.0  # returns at the first poll that tried it
+        while not tried_the_broken_layer():
+            assert time.monotonic() < deadline, "the watcher never tried the broken layer"
+            time.sleep(0.05)
+        assert served_version(stub) == early
+        assert stub.ScoreRoute(line_request(QUERETARO), timeout=10).layer_version == early
+    finally:
+        store.activate(early)
 
 
 def test_hotspots_rank_page_and_agree_with_cells(stub):

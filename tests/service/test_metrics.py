@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -138,10 +138,11 @@ def series(samples: dict, name: str) -> dict[tuple[tuple[str, str], ...], float]
     return {labels: v for (n, labels), v in samples.items() if n == name}
 
 
-def score_request() -> pb.ScoreRouteRequest:
+def score_request(days_later: int = 0) -> pb.ScoreRouteRequest:
+    """QUERETARO at DEPARTURE, or ``days_later``: a request (and cache key) of a test's own."""
     request = pb.ScoreRouteRequest()
     request.route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in QUERETARO)
-    request.departure_time.FromDatetime(DEPARTURE)
+    request.departure_time.FromDatetime(DEPARTURE + timedelta(days=days_later))
     return request
 
 
@@ -157,9 +158,10 @@ def test_counts_codes_latencies_and_cache_results(harness: Harness, caplog: pyte
     caplog.set_level(logging.INFO)
     before = scrape(harness.metrics_url)
 
-    harness.stub.ScoreRoute(score_request(), timeout=30)
-    second = harness.stub.ScoreRoute(score_request(), timeout=30)
-    assert second.cached
+    # a request no other test of this module sends: its first call is the cache's miss
+    first = harness.stub.ScoreRoute(score_request(days_later=1), timeout=30)
+    second = harness.stub.ScoreRoute(score_request(days_later=1), timeout=30)
+    assert not first.cached and second.cached
     for _ in range(3):
         with pytest.raises(grpc.RpcError) as caught:
             harness.stub.GetCellRisk(bad_cell_request(), timeout=30)
@@ -190,9 +192,15 @@ def test_counts_codes_latencies_and_cache_results(harness: Harness, caplog: pyte
     assert delta("routerisk_rpc_duration_seconds_count", method="ScoreRoute") == 2
     assert delta("routerisk_rpc_duration_seconds_count", method="GetCellRisk") == 3
     assert delta("routerisk_rpc_duration_seconds_sum", method="ScoreRoute") > 0
-    # the buckets run from 0.5 ms to 10 s
-    assert value(after, "routerisk_rpc_duration_seconds_bucket", method="ScoreRoute", le="0.0005") >= 0
-    assert ("routerisk_rpc_duration_seconds_bucket", (("le", "10.0"), ("method", "ScoreRoute"))) in after
+    # the buckets run from 0.5 ms to 10 s (then +Inf); both calls land in +Inf, and a bucket
+    # never holds fewer calls than a smaller one (they are cumulative)
+    bounds = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5"]
+    bounds += ["5.0", "10.0", "+Inf"]
+    buckets = series(after, "routerisk_rpc_duration_seconds_bucket")
+    assert sorted(dict(labels)["le"] for labels in buckets if ("method", "ScoreRoute") in labels) == sorted(bounds)
+    counts = [delta("routerisk_rpc_duration_seconds_bucket", method="ScoreRoute", le=le) for le in bounds]
+    assert counts[-1] == 2
+    assert counts == sorted(counts) and counts[0] >= 0
     assert delta("routerisk_cache_requests_total", result="miss") == 1
     assert delta("routerisk_cache_requests_total", result="hit") == 1
 

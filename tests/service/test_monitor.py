@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -14,9 +15,10 @@ from grpc_status import rpc_status
 
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.usecases.trip_monitor import Position, TripStore, distance_to_route_km
-from tests.service.test_auth_limits import serving
-from tests.service.trip_track import Track, build_track
+from service.usecases.trip_monitor import TripStore, distance_to_route_km
+from tests.helpers.monitor import _drop_after, alerts_of, request, requests
+from tests.helpers.servers import serving
+from tests.helpers.trip_track import Track, build_track
 
 KIND = pb.TripAlertKind
 
@@ -24,25 +26,6 @@ KIND = pb.TripAlertKind
 @pytest.fixture(scope="module")
 def track() -> Track:
     return build_track()
-
-
-def request(trip_id: str, p: Position, route=None) -> pb.MonitorTripRequest:
-    message = pb.MonitorTripRequest(trip_id=trip_id, speed_kmh=p.speed_kmh)
-    message.time.FromNanoseconds(round(p.time_s * 1e9))
-    message.location.latitude, message.location.longitude = p.lat, p.lng
-    if route is not None:
-        points = zip(route.lat.tolist(), route.lng.tolist(), strict=True)
-        message.planned_route.line.points.extend(pb.LatLng(latitude=a, longitude=b) for a, b in points)
-    return message
-
-
-def requests(trip_id: str, track: Track, start: int = 0, stop: int | None = None) -> Iterator[pb.MonitorTripRequest]:
-    for i, p in enumerate(track.positions[start:stop]):
-        yield request(trip_id, p, track.route if i == 0 else None)
-
-
-def alerts_of(responses) -> list[pb.TripAlert]:
-    return [a for r in responses for a in r.alerts]
 
 
 def first_index(alerts: list[pb.TripAlert], kind: int) -> int:
@@ -94,25 +77,6 @@ def test_replayed_track_raises_the_expected_alerts_in_order(stub, track):
     # no repeated alert while its condition persists: consecutive positions never alert twice for one kind
     entered = [a for a in alerts if a.kind == KIND.TRIP_ALERT_KIND_ENTERED_HIGH_RISK_CELL]
     assert entered and len(entered) < len(track.positions) / 10
-
-
-def _drop_after(trip_id: str, track: Track, count: int, stub) -> list[pb.MonitorTripResponse]:
-    """Send ``count`` positions, read their acknowledgements, then cancel the call (a dropped link)."""
-    release = threading.Event()
-
-    def feed() -> Iterator[pb.MonitorTripRequest]:
-        yield from requests(trip_id, track, 0, count)
-        release.wait(30)  # keep the stream open, as a tracker that just lost its link
-
-    call = stub.MonitorTrip(feed(), timeout=60)
-    received = []
-    for response in call:
-        received.append(response)
-        if len(received) == count:
-            call.cancel()
-            break
-    release.set()
-    return received
 
 
 def test_a_dropped_stream_resumes_by_trip_id_without_repeated_alerts(stub, track):
@@ -236,7 +200,7 @@ def test_distance_to_route_is_in_metres_not_degrees(track):
 
 
 def test_streams_need_a_scoring_key_when_auth_is_on_and_resume_under_it(track):
-    from tests.service.test_auth_limits import KEYS, READER, SCORER, bearer
+    from tests.helpers.auth import KEYS, READER, SCORER, bearer
 
     running = serving(api_keys=KEYS)
     try:
@@ -270,3 +234,51 @@ def test_one_log_line_per_stream_without_positions(stub, track, caplog):
 
 def _monitor_lines(caplog) -> list:
     return [r for r in caplog.records if r.getMessage() == "rpc" and getattr(r, "method", "") == "MonitorTrip"]
+
+
+def test_one_tenant_at_its_stream_cap_cannot_take_the_other_tenants_streams(track):
+    """Attack: one tenant opens more MonitorTrip streams than the server has; the others must still get theirs."""
+    from service.grpc.auth import hash_key
+    from tests.helpers.auth import bearer
+
+    keys = json.dumps(
+        [
+            {"sha256": hash_key("key-of-hog"), "tenant": "hog", "permissions": ["score"]},
+            {"sha256": hash_key("key-of-other"), "tenant": "other", "permissions": ["score"]},
+        ]
+    )
+    running = serving(api_keys=keys, max_trip_streams=6)  # per tenant: half of it by default
+    hold = threading.Event()
+    calls = []
+
+    def held(trip: str) -> Iterator[pb.MonitorTripRequest]:
+        yield request(trip, track.positions[0])
+        hold.wait(30)
+
+    def open_stream(key: str, trip: str) -> grpc.StatusCode:
+        call = stub.MonitorTrip(held(trip), timeout=60, metadata=bearer(key))
+        calls.append(call)
+        try:
+            assert next(call).positions_processed == 1
+        except grpc.RpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RouteRiskServiceStub(channel)
+            hog = [open_stream("key-of-hog", f"hog-{i}") for i in range(5)]
+            assert hog == [grpc.StatusCode.OK] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+            other = [open_stream("key-of-other", f"other-{i}") for i in range(3)]
+            assert other == [grpc.StatusCode.OK] * 3
+            # a refused stream holds nothing: when one of the hog's streams closes, it gets one back
+            calls[0].cancel()
+            deadline = time.monotonic() + 10
+            while (code := open_stream("key-of-hog", "hog-again")) != grpc.StatusCode.OK:
+                assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        hold.set()
+        for call in calls:
+            call.cancel()
+        running.stop(0)

@@ -34,8 +34,8 @@ from service.grpc.server import RunningServer, load_data, start_server
 from service.store.cache import ResultCache
 from service.store.redis_client import CircuitBreaker, EntrySigner, RedisCache, connect
 from tests.conftest import free_port, routerisk_command, wait_serving
+from tests.helpers.api import DEPARTURE, QUERETARO, line_request
 from tests.redis_fixtures import prefix, redis_url  # noqa: F401
-from tests.service.test_api import DEPARTURE, QUERETARO, line_request
 
 
 def breaker_gauge() -> float | None:

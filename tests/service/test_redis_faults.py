@@ -25,10 +25,10 @@ from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import load_data, start_server
 from service.store.redis_client import BREAKER_STATE
+from tests.helpers.api import DEPARTURE, QUERETARO, demo_request, line_request
+from tests.helpers.border import laredo_waits
 from tests.redis_fixtures import PrivateRedis, own_redis, private_redis  # noqa: F401
 from tests.reliability.figures import current_test, record
-from tests.service.test_api import DEPARTURE, QUERETARO, demo_request, line_request
-from tests.service.test_border_api import feed_url, laredo_waits  # noqa: F401
 
 DEADLINE_S = 2.0
 P99_LIMIT_S = 0.75  # "well under the deadline"
