@@ -5,9 +5,11 @@ Layout (``ROUTERISK_LAYER_DIR``)::
     layers/<version>/layer.json, *.npy, provenance.json   immutable, one folder per version
     ACTIVE                                                the active version, one line
 
-Every write is atomic: a layer is written into a temporary folder and renamed into
-place; ``ACTIVE`` is replaced with ``os.replace``. Readers therefore see a whole
-layer or none, and a crash mid-build leaves only a ``.tmp-*`` folder behind.
+Every layer is checked when it is loaded (paths inside the store, sizes, hashes, metadata,
+values: :mod:`geodata.layer_files`) and read into memory. Every write is atomic: a layer is
+written into a temporary folder and renamed into place; ``ACTIVE`` is replaced with
+``os.replace``. Readers therefore see a whole layer or none, and a crash mid-build leaves
+only a ``.tmp-*`` folder behind.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import h3.api.basic_int as h3i
 import numpy as np
 
+from geodata.layer_files import LayerRejectedError, check_version_name, inside
 from geodata.layers import RiskLayer, load_layer, save_layer
 
 ACTIVE_FILE = "ACTIVE"
@@ -68,8 +71,10 @@ class LayerStore:
         self.root = Path(root)
 
     def _folder(self, version: str) -> Path:
-        if not version or "/" in version or version.startswith("."):
-            raise LayerNotFoundError(f"no layer {version!r}")
+        try:
+            check_version_name(version)
+        except LayerRejectedError:
+            raise LayerNotFoundError(f"no layer {str(version)[:200]!r}") from None
         return self.root / LAYERS / version
 
     def write(
@@ -119,12 +124,14 @@ class LayerStore:
         return folder
 
     def load(self, version: str) -> RiskLayer:
+        """The layer, checked and read into memory (:mod:`geodata.layer_files`): a layer that must
+        not serve raises :class:`LayerRejectedError` (a ``ValueError``) with its reason."""
         folder = self._folder(version)
-        if not (folder / "layer.json").exists():
+        if not os.path.lexists(folder / "layer.json"):
             raise LayerNotFoundError(f"no layer {version!r} in {self.root}")
-        layer = load_layer(folder)
+        layer = load_layer(inside(folder, self.root / LAYERS))
         if layer.version != version:
-            raise ValueError(f"layer folder {version} holds version {layer.version}")
+            raise LayerRejectedError("metadata", f"layer folder {version} holds version {layer.version}")
         return layer
 
     def activate(self, version: str) -> RiskLayer:

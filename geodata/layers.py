@@ -26,6 +26,7 @@ from typing import Any
 import h3.api.basic_int as h3i
 import numpy as np
 
+from geodata import layer_files
 from geodata.incidents import UNKNOWN_HOUR, IncidentSet
 from geodata.mixture import adaptive_totals
 from geodata.timezones import HOURS_PER_WEEK
@@ -376,48 +377,37 @@ def _fields(layer: RiskLayer) -> dict[str, Any]:
 
 
 def save_layer(layer: RiskLayer, folder: Path | str) -> None:
-    """Write a layer as a folder of ``.npy`` arrays and a ``layer.json`` header.
-
-    Plain ``.npy`` files load with ``mmap_mode`` in milliseconds, whatever their size.
-    """
+    """Write a layer as a folder of ``.npy`` arrays and a ``layer.json`` header, which records
+    the SHA-256 of every array file (checked by :func:`load_layer`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    written = []
     for name in ARRAY_NAMES:
         array = getattr(layer, name)
         if array is not None:
             np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-    header = {"resolution": layer.resolution, "version": layer.version, "metadata": layer.metadata}
+            written.append(f"{name}.npy")
+    header = {
+        "resolution": layer.resolution,
+        "version": layer.version,
+        "metadata": layer.metadata,
+        "sha256": layer_files.file_digests(folder, written),
+    }
     (folder / "layer.json").write_text(json.dumps(header, indent=2, sort_keys=True, default=str), encoding="utf-8")
 
 
-def load_layer(folder: Path | str, *, mmap: bool = True) -> RiskLayer:
-    """Read a layer written by :func:`save_layer` (arrays memory-mapped, read-only)."""
-    folder = Path(folder)
-    header = json.loads((folder / "layer.json").read_text(encoding="utf-8"))
-    arrays = {}
-    for name in ARRAY_NAMES:
-        path = folder / f"{name}.npy"
-        arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False) if path.exists() else None
-    layer = RiskLayer(resolution=header["resolution"], metadata=header["metadata"], version=header["version"], **arrays)
-    _check_shapes(layer)
-    return layer
+def load_layer(folder: Path | str) -> RiskLayer:
+    """Read a layer written by :func:`save_layer`, checked (:mod:`geodata.layer_files`) and read
+    whole into memory: a file changed on disk afterwards cannot affect it.
 
-
-def _check_shapes(layer: RiskLayer) -> None:
-    n = len(layer.cells)
-    if layer.intensity.shape != (n, HOURS_PER_WEEK):
-        raise ValueError(f"layer {layer.version}: intensity shape {layer.intensity.shape} does not match {n} cells")
-    for name in (
-        "incident_count",
-        "last_incident_s",
-        "violent_count",
-        "lower",
-        "upper",
-        "recent_share",
-        "recent_since_s",
-    ):
-        array = getattr(layer, name)
-        if array is not None and array.shape != (n,):
-            raise ValueError(f"layer {layer.version}: {name} shape {array.shape} does not match {n} cells")
-    if n > 1 and not bool(np.all(layer.cells[1:] > layer.cells[:-1])):
-        raise ValueError(f"layer {layer.version}: cells are not sorted and unique")
+    Raises :class:`geodata.layer_files.LayerRejectedError` for a layer that must not serve. A layer
+    written before file hashes were recorded must have the content version it claims."""
+    folder = Path(folder).resolve()
+    header, arrays, recorded = layer_files.read_layer_files(folder, ARRAY_NAMES)
+    if recorded is None:
+        expected = layer_files.content_version(header["resolution"], arrays, header["metadata"])
+        if expected != header["version"]:
+            raise layer_files.LayerRejectedError(
+                "hash", f"layer {header['version']} records no file hashes and its content is version {expected}"
+            )
+    return RiskLayer(resolution=header["resolution"], metadata=header["metadata"], version=header["version"], **arrays)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     redis_sentinels: str | None = Field(None, description="host:port,host:port of Redis Sentinels")
     redis_sentinel_master: str = Field("mymaster", description="the master's name at the Sentinels")
     redis_prefix: str = Field("routerisk:", description="prefix of every key this service writes")
+    cache_hmac_key: SecretStr | None = Field(
+        None,
+        description="key of the HMAC-SHA256 sealing every shared cache entry (unset: a checksum, "
+        "which stops corruption, not forgery)",
+    )
     api_keys: str | None = Field(
         None, description="JSON list of {sha256, tenant, permissions}; unset with no file: authentication off"
     )

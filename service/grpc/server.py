@@ -33,9 +33,9 @@ from service.grpc.servicer import RouteRiskServicer
 from service.grpc.tracing import configure_tracing
 from service.store.border_feed import FeedPoller
 from service.store.cache import Cache, InProcessCache, NullCache, TieredCache
-from service.store.redis_client import RedisCache, connect
+from service.store.redis_client import EntrySigner, RedisCache, connect
 from service.store.replicas import BorderSync, SharedState
-from service.store.serving import LayerWatcher, ServingState, load_initial_snapshot
+from service.store.serving import LayerRefusedError, LayerWatcher, ServingState, initial_border, initial_layer
 from service.store.trips import RedisTrips
 from service.usecases.trip_monitor import TripStore
 
@@ -82,7 +82,8 @@ def make_cache(settings: Settings) -> Cache:
             sentinels=settings.redis_sentinels,
             sentinel_master=settings.redis_sentinel_master,
         )
-        shared = RedisCache(client, settings.redis_prefix)
+        key = settings.cache_hmac_key.get_secret_value().encode() if settings.cache_hmac_key else None
+        shared = RedisCache(client, settings.redis_prefix, signer=EntrySigner(key))
         if settings.cache_max_entries > 0:
             return TieredCache(InProcessCache(settings.cache_max_entries), shared)
         return shared
@@ -214,13 +215,25 @@ def _bind(server: grpc.Server, settings: Settings) -> int:
 
 
 def load_data(running: RunningServer, settings: Settings) -> None:
-    """Load the configured (or seed) layer and border data, then report SERVING."""
-    snapshot = load_initial_snapshot(settings, running.state.shared)
-    running.state.activate(snapshot.layer, snapshot.border)
+    """Load the configured (or seed) layer and border data, then report SERVING; with a refused
+    active layer, report NOT_SERVING until the watcher activates a valid one."""
     shared = running.state.shared
+    running.state.hold_border(initial_border(settings))
+    refused = None
+    try:
+        running.state.activate(initial_layer(settings, shared))
+    except LayerRefusedError as exc:
+        refused = exc.version
     if settings.layer_dir is not None:
         store = LayerStore(settings.layer_dir)
-        running.watcher = LayerWatcher(running.state, store, settings.layer_poll_seconds, shared)
+        running.watcher = LayerWatcher(
+            running.state,
+            store,
+            settings.layer_poll_seconds,
+            shared,
+            failed=refused,
+            on_activate=lambda: running.set_serving(True),
+        )
         running.watcher.start()
     if shared is not None:
         state = running.state
@@ -243,6 +256,10 @@ def load_data(running: RunningServer, settings: Settings) -> None:
             max_clock_skew_s=settings.border_max_clock_skew_seconds,
         )
         running.feed.start()
+    snapshot = running.state.snapshot
+    if snapshot is None:
+        log.error("no valid layer to serve; NOT_SERVING until one is activated", extra={"port": running.port})
+        return
     running.set_serving(True)
     log.info(
         "serving",

@@ -9,6 +9,8 @@ change logs one line and moves one metric; requests do not log.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import threading
@@ -33,6 +35,57 @@ return 0
 BREAKER_STATE = Gauge("routerisk_redis_breaker_open", "1 while the Redis circuit breaker is open")
 REDIS_ERRORS = Counter("routerisk_redis_errors_total", "Redis calls that failed or timed out", ["operation"])
 REDIS_ERRORS_CAUGHT = (redis.exceptions.RedisError, OSError)
+CACHE_REJECTED = Counter(
+    "routerisk_cache_rejected",
+    "Shared cache entries that failed verification (read as a miss, then overwritten), by reason",
+    ["reason"],
+)
+for _reason in ("format", "tag"):
+    CACHE_REJECTED.labels(_reason)
+REJECT_LOG_EVERY_S = 60.0
+
+
+class EntrySigner:
+    """Seals every value written to the shared cache, and checks it on the way back.
+
+    An entry is ``b"RR1" + mode + tag(32) + value``; the tag covers the full Redis key and the
+    value, so an entry copied under another key fails too. With a key (``ROUTERISK_CACHE_HMAC_KEY``)
+    the mode is ``H`` and the tag an HMAC-SHA256: only a writer holding the key can plant an
+    answer. Without one the mode is ``C`` and the tag a plain SHA-256: a checksum stops corrupted
+    or truncated entries, **not forgery** (anyone who can write to Redis can compute it). A replica
+    with a key rejects checksum-only entries (no downgrade).
+    """
+
+    MAGIC = b"RR1"
+    TAG_BYTES = 32
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or None
+        self._mode = b"H" if self._key else b"C"
+        self._header = len(self.MAGIC) + 1 + self.TAG_BYTES
+
+    @property
+    def authenticated(self) -> bool:
+        return self._key is not None
+
+    def _tag(self, full_key: str, value: bytes) -> bytes:
+        message = full_key.encode() + b"\0" + value
+        if self._key is not None:
+            return hmac.new(self._key, message, hashlib.sha256).digest()
+        return hashlib.sha256(message).digest()
+
+    def seal(self, full_key: str, value: bytes) -> bytes:
+        return self.MAGIC + self._mode + self._tag(full_key, value) + value
+
+    def open(self, full_key: str, entry: bytes) -> tuple[bytes | None, str]:
+        """(value, "") when the entry verifies, else (None, reason): ``format`` or ``tag``."""
+        if not isinstance(entry, bytes) or len(entry) < self._header or not entry.startswith(self.MAGIC):
+            return None, "format"
+        value = entry[self._header :]
+        mode, tag = entry[len(self.MAGIC) : len(self.MAGIC) + 1], entry[len(self.MAGIC) + 1 : self._header]
+        if mode != self._mode or not hmac.compare_digest(tag, self._tag(full_key, value)):
+            return None, "tag"
+        return value, ""
 
 
 def connect(
@@ -140,23 +193,46 @@ class RedisCache:
         *,
         max_value_bytes: int = 4 * 1024 * 1024,
         breaker: CircuitBreaker | None = None,
+        signer: EntrySigner | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.max_value_bytes = max_value_bytes
         self.breaker = breaker or CircuitBreaker()
+        # every cached value is sealed: a corrupted (or, with a key, forged) entry is a miss
+        self.signer = signer or EntrySigner()
+        self._last_reject_log = -REJECT_LOG_EVERY_S
         # register_script only hashes the script here; Redis sees it on first use
         self._release = client.register_script(_RELEASE_IF_OWNER)
 
     def get(self, key: str) -> bytes | None:
+        """The verified value, or None: absent, Redis unusable, or an entry that fails
+        verification (counted in ``routerisk_cache_rejected_total{reason}``; the caller computes
+        the answer and its ``set`` overwrites the bad entry)."""
+        full_key = self.prefix + key
         # the client is made without decode_responses (connect), so replies are bytes
-        return self.breaker.call("get", lambda: cast("bytes | None", self.client.get(self.prefix + key)), None)
+        entry = self.breaker.call("get", lambda: cast("bytes | None", self.client.get(full_key)), None)
+        if entry is None:
+            return None
+        value, reason = self.signer.open(full_key, entry)
+        if value is None:
+            CACHE_REJECTED.labels(reason).inc()
+            now = time.monotonic()
+            if now - self._last_reject_log >= REJECT_LOG_EVERY_S:  # at most one line a minute
+                self._last_reject_log = now
+                log.warning(
+                    "shared cache entry failed verification; treated as a miss and overwritten",
+                    extra={"reason": reason, "authenticated": self.signer.authenticated},
+                )
+        return value
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         if len(value) > self.max_value_bytes:
             return
         ttl_ms = max(int(ttl_seconds * 1000), 1)
-        self.breaker.call("set", lambda: self.client.set(self.prefix + key, value, px=ttl_ms), None)
+        full_key = self.prefix + key
+        entry = self.signer.seal(full_key, value)
+        self.breaker.call("set", lambda: self.client.set(full_key, entry, px=ttl_ms), None)
 
     def try_lock(self, key: str, ttl_ms: int) -> bool | None:
         """True: this caller computes; False: another does; None: Redis unusable (compute)."""

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import cast
+
+from prometheus_client import Counter
 
 from geodata.border import WaitObservation
 from service.store.redis_client import RedisCache
@@ -44,13 +47,62 @@ return written
 """
 
 
+OBSERVATIONS_SKIPPED = Counter(
+    "routerisk_shared_observations_skipped",
+    "Shared border observations (Redis) skipped one by one: unreadable or of the wrong type",
+    ["reason"],
+)
+for _reason in ("unreadable", "type"):
+    OBSERVATIONS_SKIPPED.labels(_reason)
+
+# the JSON type each field of a shared observation must have (bool is not a number here)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "port_number": (str,),
+    "lane": (str,),
+    "wait_minutes": (int, float, type(None)),
+    "observed_at_s": (int,),
+    "operational_status": (str,),
+    "lanes_open": (int,),
+    "closed": (bool,),
+}
+_REQUIRED_FIELDS = ("port_number", "lane", "wait_minutes", "observed_at_s")
+
+
 def _decode_observation(raw: bytes) -> WaitObservation | None:
-    """A shared observation, or None (logged) when it cannot be read (another version wrote it?)."""
+    """A shared observation, or None (counted, logged) when it cannot be read or a field has the
+    wrong type: one bad entry is skipped, the others are merged."""
     try:
-        return WaitObservation(**json.loads(raw))
-    except (ValueError, TypeError) as exc:
+        data = json.loads(raw)
+    except (ValueError, TypeError, RecursionError) as exc:
+        OBSERVATIONS_SKIPPED.labels("unreadable").inc()
         log.warning("unreadable shared border observation skipped", extra={"error": str(exc)[:200]})
         return None
+    problem = _type_problem(data)
+    if problem:
+        OBSERVATIONS_SKIPPED.labels("type").inc()
+        log.warning("shared border observation of the wrong type skipped", extra={"error": problem})
+        return None
+    return WaitObservation(**data)
+
+
+def _type_problem(data: object) -> str:
+    if not isinstance(data, dict):
+        return f"a {type(data).__name__}, not an object"
+    unknown = set(data) - set(_FIELD_TYPES)
+    if unknown:
+        return f"unknown fields {sorted(unknown)[:5]}"[:200]
+    for name in _REQUIRED_FIELDS:
+        if name not in data:
+            return f"{name} is missing"
+    for name, value in data.items():
+        types = _FIELD_TYPES[name]
+        if isinstance(value, bool) and bool not in types:
+            return f"{name} is a bool"
+        if not isinstance(value, types):
+            return f"{name} is a {type(value).__name__}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name} is not finite"
+    return ""
 
 
 class SharedState:
@@ -102,7 +154,8 @@ class SharedState:
         value = self._cache.breaker.call(
             "layer-read", lambda: cast("bytes | None", self._client.get(self._key("layers:active"))), None
         )
-        return value.decode() if value else None
+        # bytes that are not UTF-8 become a version no store holds: refused (counted, logged) once
+        return value.decode("utf-8", errors="replace") if value else None
 
     def set_active_layer(self, version: str) -> bool:
         return self._cache.breaker.call(

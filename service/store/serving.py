@@ -9,18 +9,59 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from prometheus_client import Counter
 
 import seeds
 from geodata.adaptive import build_fitted_layer
 from geodata.border import BorderData, WaitObservation, load_border_data
 from geodata.ingest import read_incidents
-from geodata.layer_store import LayerStore
+from geodata.layer_files import REASONS, LayerRejectedError
+from geodata.layer_store import LayerNotFoundError, LayerStore
 from geodata.layers import BuildParams, RiskLayer
 from service.config import Settings
 from service.store.replicas import SharedState
 
 log = logging.getLogger(__name__)
+
+LAYER_REJECTED = Counter(
+    "routerisk_layer_rejected",
+    "Layers refused on load (the layer being served, if any, stays), by reason",
+    ["reason"],
+)
+for _reason in (*REASONS, "error"):
+    LAYER_REJECTED.labels(_reason)
+
+
+class LayerRefusedError(RuntimeError):
+    """A stored layer that was refused (already counted and logged)."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        super().__init__(f"layer {version} refused: {reason}")
+        self.version = version
+        self.reason = reason
+
+
+def load_checked(store: LayerStore, version: str, source: str) -> RiskLayer:
+    """``store.load(version)``; a layer that fails any check is counted in
+    ``routerisk_layer_rejected_total{reason}``, logged in one line (no coordinates: the
+    checks never name a cell) and raised as :class:`LayerRefusedError`."""
+    try:
+        return store.load(version)
+    except LayerRejectedError as exc:
+        reason, error = exc.reason, str(exc)
+    except LayerNotFoundError as exc:
+        reason, error = "not_found", str(exc)
+    except Exception as exc:  # any other failure to read is a refusal too
+        reason, error = "error", f"{type(exc).__name__}: {exc}"
+    LAYER_REJECTED.labels(reason).inc()
+    log.error(
+        "layer refused; keeping the current layer",
+        extra={"layer_version": version[:200], "reason": reason, "source": source, "error": error[:300]},
+    )
+    raise LayerRefusedError(version, reason)
 
 
 class NotReadyError(RuntimeError):
@@ -38,6 +79,7 @@ class ServingState:
 
     def __init__(self, shared: SharedState | None = None) -> None:
         self._snapshot: Snapshot | None = None
+        self._pending_border: BorderData | None = None
         self._write_lock = threading.Lock()
         self.shared = shared
 
@@ -52,12 +94,17 @@ class ServingState:
             raise NotReadyError("risk layers are still loading; retry shortly")
         return snapshot
 
+    def hold_border(self, border: BorderData) -> None:
+        """Border data for the first activation, when no valid layer is there yet (nothing serves)."""
+        with self._write_lock:
+            self._pending_border = border
+
     def activate(self, layer: RiskLayer | None = None, border: BorderData | None = None) -> Snapshot:
         """Swap in a new layer and/or border data; the other part stays as it is."""
         with self._write_lock:
             current = self._snapshot
             new_layer = layer or (current.layer if current else None)
-            new_border = border or (current.border if current else None)
+            new_border = border or (current.border if current else self._pending_border)
             if new_layer is None or new_border is None:
                 raise ValueError("the first activation needs both a layer and border data")
             self._snapshot = Snapshot(new_layer, new_border)
@@ -101,12 +148,14 @@ def build_seed_layer(resolution: int = 8) -> RiskLayer:
 
 def initial_layer(settings: Settings, shared: SharedState | None = None) -> RiskLayer:
     """The store's active layer (the shared choice first, with Redis) when there is one,
-    else the seed layer."""
+    else the seed layer. A refused active layer raises :class:`LayerRefusedError`: the
+    server then serves nothing (health NOT_SERVING) until a valid layer is activated, rather
+    than answer from the synthetic seed layer."""
     if settings.layer_dir is not None:
         store = LayerStore(settings.layer_dir)
         version = (shared.active_layer() if shared else None) or store.active_version()
         if version:
-            return store.load(version)
+            return load_checked(store, version, "startup")
         log.warning(
             "no active layer in the layer store; serving the seed layer", extra={"layer_dir": str(settings.layer_dir)}
         )
@@ -116,28 +165,42 @@ def initial_layer(settings: Settings, shared: SharedState | None = None) -> Risk
 def load_initial_snapshot(settings: Settings, shared: SharedState | None = None) -> Snapshot:
     """The initial layer and the border data (seed ports and default profiles, overridden by
     historical profiles where configured)."""
-    border = load_border_data(
+    return Snapshot(initial_layer(settings, shared), initial_border(settings))
+
+
+def initial_border(settings: Settings) -> BorderData:
+    """The seed ports and default profiles, overridden by historical profiles where configured."""
+    return load_border_data(
         seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, settings.border_profiles_path
     )
-    return Snapshot(initial_layer(settings, shared), border)
 
 
 class LayerWatcher:
     """Polls the store's ``ACTIVE`` pointer and activates a new version without a restart.
 
     With Redis, the version every replica should serve is the shared ``layers:active`` key
-    (the file is the fallback while Redis is unreachable). A version that fails to load is
-    logged once and skipped until the pointer changes again; the layer being served stays.
+    (the file is the fallback while Redis is unreachable). A version that fails to load or
+    any check is refused (:func:`load_checked`: counted, logged once) and skipped until the
+    pointer changes again; the layer being served stays. ``failed`` is a version already
+    refused (at start-up); ``on_activate`` runs after every activation (health turns SERVING).
     """
 
     def __init__(
-        self, state: ServingState, store: LayerStore, interval_s: float, shared: SharedState | None = None
+        self,
+        state: ServingState,
+        store: LayerStore,
+        interval_s: float,
+        shared: SharedState | None = None,
+        *,
+        failed: str | None = None,
+        on_activate: Callable[[], None] | None = None,
     ) -> None:
         self._state = state
         self._store = store
         self._shared = shared
         self._interval = interval_s
-        self._failed: str | None = None
+        self._failed = failed
+        self._on_activate = on_activate
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="layer-watcher", daemon=True)
 
@@ -150,20 +213,20 @@ class LayerWatcher:
 
     def check(self) -> bool:
         """One poll: True when a new layer was activated."""
-        version = (self._shared.active_layer() if self._shared else None) or self._store.active_version()
+        shared_version = self._shared.active_layer() if self._shared else None
+        version = shared_version or self._store.active_version()
         snapshot = self._state.snapshot
         if not version or version == self._failed or (snapshot and snapshot.layer.version == version):
             return False
         try:
-            layer = self._store.load(version)
-        except Exception as exc:  # a broken layer must never stop serving the current one
+            layer = load_checked(self._store, version, "redis" if shared_version else "file")
+        except LayerRefusedError:  # a broken layer must never stop serving the current one
             self._failed = version
-            log.error(
-                "layer load failed; keeping the current layer", extra={"layer_version": version, "error": str(exc)}
-            )
             return False
         self._failed = None
         self._state.activate(layer=layer)
+        if self._on_activate is not None:
+            self._on_activate()
         return True
 
     def _run(self) -> None:

@@ -86,7 +86,7 @@ def test_a_broken_layer_leaves_the_old_one_serving(two_layers, store_server, cap
 
         def tried_the_broken_layer() -> bool:
             return any(
-                r.getMessage() == "layer load failed; keeping the current layer"
+                r.getMessage() == "layer refused; keeping the current layer"
                 and getattr(r, "layer_version", None) == "broken-000000000000"
                 for r in caplog.records
             )

@@ -32,7 +32,7 @@ from service.config import Settings
 from service.grpc import convert
 from service.grpc.server import RunningServer, load_data, start_server
 from service.store.cache import ResultCache
-from service.store.redis_client import CircuitBreaker, RedisCache, connect
+from service.store.redis_client import CircuitBreaker, EntrySigner, RedisCache, connect
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.helpers.api import DEPARTURE, QUERETARO, line_request
 from tests.redis_fixtures import prefix, redis_url  # noqa: F401
@@ -410,7 +410,9 @@ def test_route_geometry_is_cached_in_redis(redis_url, prefix):
     client = admin_client(redis_url)
     data = client.get(key)
     client.close()
-    chain = chain_from_bytes(data)
+    value, _ = EntrySigner().open(key.decode() if isinstance(key, bytes) else key, data)  # sealed (checksum)
+    assert value is not None
+    chain = chain_from_bytes(value)
     lats, lngs = zip(*QUERETARO, strict=True)
     expected = route_to_cells(from_points(lats, lngs), 8)
     assert chain.resolution == expected.resolution == response.resolution

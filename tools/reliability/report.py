@@ -391,11 +391,78 @@ SCENARIOS = [
         ("tests/test_determinism.py::test_no_answer_mixes_two_layer_versions",),
         _consistency,
     ),
+    Scenario(
+        "",
+        "A layer with NaN, inf or negative intensities, or no cells, activated",
+        "written with valid file hashes, then named in `ACTIVE` (the file watcher) and given to "
+        "`layers activate`; bound: refused on load (one log line, "
+        "`routerisk_layer_rejected_total`, reason `values` or `empty`), the old layer answers with its scores",
+        ("tests/service/test_layer_checks.py::test_bad_values_are_refused_and_the_old_layer_serves",),
+    ),
+    Scenario(
+        "",
+        "Layer metadata of the wrong type or range, or not matching its files",
+        '`resolution` "8", -1, 16, 8.0, true, null; one bit flipped in `intensity.npy`; a layer without '
+        "file hashes whose content is not its version; bound: refused (`metadata`, `hash`), health stays "
+        "SERVING on the old layer, which answers",
+        (
+            "tests/service/test_layer_checks.py::test_metadata_resolution_of_the_wrong_type_or_range_is_refused",
+            "tests/service/test_layer_checks.py::test_a_file_that_does_not_match_its_hash_is_refused",
+            "tests/service/test_layer_checks.py::test_an_old_layer_without_hashes_is_verified_by_its_content_version",
+        ),
+    ),
+    Scenario(
+        "",
+        "A layer folder or file that is a symlink out of the store, or a truncated file",
+        "a symlinked folder to a layer outside the store, a symlinked `intensity.npy`, a file 4 bytes "
+        "short; bound: refused (`path`, `size`) before anything is read, the old layer answers",
+        (
+            "tests/service/test_layer_checks.py::test_a_layer_folder_that_is_a_symlink_out_of_the_store_is_refused",
+            "tests/service/test_layer_checks.py::test_a_layer_file_that_is_a_symlink_out_of_the_store_is_refused",
+            "tests/service/test_layer_checks.py::test_a_truncated_file_is_refused",
+        ),
+    ),
+    Scenario(
+        "",
+        "The served layer's files truncated under a running server",
+        "`routerisk serve` as a process; every `.npy` of the active layer cut to its header; bound: the "
+        "arrays were read into memory at load (no mapping: no SIGBUS), same answers after, exit 0 on SIGTERM",
+        ("tests/service/test_layer_checks.py::test_a_layer_truncated_under_a_running_server_cannot_kill_it",),
+    ),
+    Scenario(
+        "",
+        "No valid layer to serve",
+        "start with a refused active layer; a bad version, then non-UTF-8 bytes, in the shared Redis "
+        "`layers:active` key; bound: NOT_SERVING and UNAVAILABLE until a valid layer is activated (then "
+        "SERVING), refused once per version, never a crash; replicas keep their layer",
+        (
+            "tests/service/test_layer_checks.py::test_without_a_valid_layer_health_is_not_serving_until_one_is_activated",
+            "tests/service/test_redis_integrity.py::test_a_bad_layer_named_by_the_shared_key_is_refused",
+        ),
+    ),
+    Scenario(
+        "",
+        "Garbage, forged or mistyped entries in Redis",
+        "garbage bytes and forged answers (raw, checksummed, sealed with another key) in a `score:*` key, "
+        "with and without `ROUTERISK_CACHE_HMAC_KEY`; shared border observations of the wrong type; bound: "
+        "a miss (`routerisk_cache_rejected_total`), overwritten, the right answer; observations skipped one "
+        "by one (`routerisk_shared_observations_skipped_total`). Without a key the seal is a checksum: it "
+        "stops corruption, not forgery",
+        (
+            "tests/service/test_redis_integrity.py::test_a_garbage_entry_is_a_miss_counted_and_overwritten",
+            "tests/service/test_redis_integrity.py::test_a_forged_entry_is_not_served",
+            "tests/service/test_redis_integrity.py::test_shared_observations_of_the_wrong_type_are_skipped_one_by_one",
+        ),
+    ),
 ]
 
 
 def _outcome(tests: tuple[str, ...], results: dict[str, dict]) -> str:
-    matched = [r for nodeid, r in results.items() if any(nodeid == t or nodeid.startswith(t + "::") for t in tests)]
+    matched = [
+        r
+        for nodeid, r in results.items()
+        if any(nodeid == t or nodeid.startswith((t + "::", t + "[")) for t in tests)  # "[": parametrized
+    ]
     if not matched:
         return "not run"
     counts: dict[str, int] = {}
