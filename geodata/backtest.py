@@ -47,6 +47,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import h3.api.basic_int as h3i
@@ -495,7 +496,7 @@ def part_gains(report: BacktestReport) -> dict[str, dict[str, Any]]:
     return out
 
 
-def plot_pai(report: BacktestReport, path) -> None:
+def plot_pai(report: BacktestReport, path: str | Path) -> None:
     """PNG of PAI against area share (mean over the non-empty splits), one line per method."""
     import matplotlib
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import h3.api.basic_int as h3i
 import numpy as np
@@ -118,7 +118,8 @@ class RiskLayer:
     @cached_property
     def weekly_mean(self) -> np.ndarray:
         """Mean intensity over the 168 hours of the week, per cell (float64)."""
-        return self.intensity.mean(axis=1, dtype=np.float64)
+        mean: np.ndarray = self.intensity.mean(axis=1, dtype=np.float64)
+        return mean
 
     @cached_property
     def centers(self) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +234,8 @@ def _decayed_weights(incidents: IncidentSet, params: BuildParams, as_of: int) ->
     """Weight per entry: violent ones count more, older ones decay by half-life from ``as_of``."""
     age_days = np.maximum(as_of - incidents.utc_s, 0) / 86400.0
     weight = np.where(incidents.violent, params.violent_weight, 1.0) * incidents.weights
-    return weight * np.power(0.5, age_days / params.half_life_days)
+    decayed: np.ndarray = weight * np.power(0.5, age_days / params.half_life_days)
+    return decayed
 
 
 def _effective_years(incidents: IncidentSet, params: BuildParams) -> float:
@@ -243,7 +245,7 @@ def _effective_years(incidents: IncidentSet, params: BuildParams) -> float:
     span_days = max((incidents.utc_s.max() - incidents.utc_s.min()) / 86400.0, params.min_period_days)
     half_life = params.half_life_days
     decayed_days = half_life / math.log(2) * (1.0 - 0.5 ** (span_days / half_life))
-    return decayed_days / 365.25
+    return float(decayed_days / 365.25)
 
 
 def _spread(
@@ -349,7 +351,8 @@ def poisson_interval(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _chi2_quantile(dof: np.ndarray, z: float) -> np.ndarray:
     term = 2.0 / (9.0 * dof)
-    return dof * np.maximum(1.0 - term + z * np.sqrt(term), 0.0) ** 3
+    quantile: np.ndarray = dof * np.maximum(1.0 - term + z * np.sqrt(term), 0.0) ** 3
+    return quantile
 
 
 def _latest(rows: np.ndarray, utc_s: np.ndarray, n: int) -> np.ndarray:
@@ -410,4 +413,20 @@ def load_layer(folder: Path | str) -> RiskLayer:
             raise layer_files.LayerRejectedError(
                 "hash", f"layer {header['version']} records no file hashes and its content is version {expected}"
             )
-    return RiskLayer(resolution=header["resolution"], metadata=header["metadata"], version=header["version"], **arrays)
+    required = {name: arrays[name] for name in ("cells", "intensity", "incident_count", "last_incident_s")}
+    if any(value is None for value in required.values()):  # read_layer_files reads these or raises
+        raise layer_files.LayerRejectedError("files", f"layer {header['version']} lacks a required array")
+    return RiskLayer(
+        resolution=header["resolution"],
+        metadata=header["metadata"],
+        version=header["version"],
+        cells=cast(np.ndarray, arrays["cells"]),
+        intensity=cast(np.ndarray, arrays["intensity"]),
+        incident_count=cast(np.ndarray, arrays["incident_count"]),
+        last_incident_s=cast(np.ndarray, arrays["last_incident_s"]),
+        violent_count=arrays.get("violent_count"),
+        lower=arrays.get("lower"),
+        upper=arrays.get("upper"),
+        recent_share=arrays.get("recent_share"),
+        recent_since_s=arrays.get("recent_since_s"),
+    )
