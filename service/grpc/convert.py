@@ -91,6 +91,8 @@ class ScoreIdentity:
     lane: str
     # the request without its echo-only reference, defaults resolved, at the scored departure
     canonical: bytes
+    # its route, serialized once: the part of ``canonical`` the geometry cache is keyed by
+    route: bytes
 
 
 def score_identity(
@@ -102,13 +104,26 @@ def score_identity(
     speed = _speed(request.average_speed_kmh, default_speed_kmh)
     lane = _lane(request.crossing_lane)
     scored_s = departure_s - departure_s % bucket_s if bucket_s else departure_s
-    canonical = pb.ScoreRouteRequest()
-    canonical.CopyFrom(request)
-    canonical.ClearField("reference")
-    canonical.departure_time.FromSeconds(scored_s)
-    canonical.average_speed_kmh = speed
-    canonical.crossing_lane = LANE_ENUM[lane]
-    return ScoreIdentity(departure_s, scored_s, speed, lane, canonical.SerializeToString(deterministic=True))
+    rest = pb.ScoreRouteRequest(average_speed_kmh=speed, crossing_lane=LANE_ENUM[lane], stops=request.stops)
+    rest.departure_time.FromSeconds(scored_s)
+    route = request.route.SerializeToString(deterministic=True)
+    # ``route`` is field 1 and deterministic serialization writes fields in number order, so this
+    # is the whole request serialized (less its reference and any unknown fields), with the route's
+    # bytes kept for the geometry cache instead of serializing the route a second time
+    head = _ROUTE_TAG + _varint(len(route)) + route if request.HasField("route") else b""
+    return ScoreIdentity(departure_s, scored_s, speed, lane, head + rest.SerializeToString(deterministic=True), route)
+
+
+_ROUTE_TAG = bytes([(pb.ScoreRouteRequest.ROUTE_FIELD_NUMBER << 3) | 2])  # length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def parse_score_request(

@@ -127,7 +127,7 @@ class ScoreHandler:
         built: list[pb.ScoreRouteResponse] = []
 
         def compute() -> bytes:
-            chain = self._chain(request.route, query.path, snapshot.layer.resolution)
+            chain = self._chain(identity.route, query.path, snapshot.layer.resolution)
             result = score_route(
                 scored, snapshot.layer, snapshot.border, self._options, chain=chain, crossings=crossings
             )
@@ -149,10 +149,10 @@ class ScoreHandler:
         digest.update(canonical)
         return digest.hexdigest()
 
-    def _chain(self, route: pb.Route, path: RoutePath, resolution: int) -> CellChain:
+    def _chain(self, route: bytes, path: RoutePath, resolution: int) -> CellChain:
         """The route's cell chain from the geometry cache (keyed by the route alone, so shared by
         every departure, option and layer version), else computed."""
-        key = "geom:" + hashlib.sha256(route.SerializeToString(deterministic=True) + bytes([resolution])).hexdigest()
+        key = "geom:" + hashlib.sha256(route + bytes([resolution])).hexdigest()
         data = self._cache.get(key)
         if data is not None:
             try:

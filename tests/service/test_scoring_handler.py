@@ -132,3 +132,30 @@ def test_a_cached_answer_with_times_to_shift_is_the_message_score_returns(snapsh
     assert isinstance(answer, pb.ScoreRouteResponse)
     assert answer == handler.score(_request("load-9"), snapshot, DEPARTURE_S)
     assert answer.cached and answer.departure_time.seconds == DEPARTURE_S
+
+
+@pytest.mark.parametrize("route", ["polyline", "line", "empty", "unset"])
+def test_the_canonical_form_is_the_whole_request_serialized_with_its_route_bytes_kept(route: str) -> None:
+    """``score_identity`` builds the canonical bytes from the route's bytes (kept for the geometry
+    cache) and the rest: they must be exactly the request serialized whole (less its reference),
+    or every cache key would change."""
+    request = pb.ScoreRouteRequest(reference="load-1", average_speed_kmh=72.5)
+    if route == "polyline":
+        request.route.encoded_polyline = "_p~iF~ps|U_ulLnnqC_mqNvxq`@"
+    elif route == "line":
+        request.route.line.points.add(latitude=19.4, longitude=-99.1)
+        request.route.line.points.add(latitude=20.6, longitude=-100.4)
+    elif route == "empty":
+        request.route.SetInParent()
+    stop = request.stops.add()
+    stop.location.latitude, stop.location.longitude = 19.9, -99.8
+    stop.dwell.FromSeconds(1800)
+    request.departure_time.FromSeconds(1_741_770_000)
+    identity = convert.score_identity(request, now_s=1_741_700_000, default_speed_kmh=60.0, bucket_s=3600)
+    whole = pb.ScoreRouteRequest()
+    whole.CopyFrom(request)
+    whole.ClearField("reference")
+    whole.departure_time.FromSeconds(identity.scored_departure_s)
+    whole.crossing_lane = convert.LANE_ENUM[identity.lane]
+    assert identity.canonical == whole.SerializeToString(deterministic=True)
+    assert identity.route == request.route.SerializeToString(deterministic=True)
