@@ -28,7 +28,9 @@ from service.usecases.scoring import ModelOptions, score_route
 
 log = logging.getLogger(__name__)
 
-CACHE_KEY_VERSION = b"score-v1"
+# v2: answers carry the recent-activity fields and are sealed in Redis (store.redis_client); old
+# replicas during a rolling upgrade keep reading and writing their v1 keys, never a sealed entry
+CACHE_KEY_VERSION = b"score-v2"
 ALIAS_KEY_VERSION = b"alias-v2"
 # ``cached: true`` on the wire, appended to a stored answer
 CACHED_TRUE = pb.ScoreRouteResponse(cached=True).SerializeToString()

@@ -79,9 +79,10 @@ def test_without_a_cache_every_request_is_decoded(snapshot: Snapshot, parses: li
     assert len(parses) == 2
 
 
-def test_the_result_cache_key_is_unchanged(snapshot: Snapshot) -> None:
-    """The key answers were stored under before (also in Redis, shared by replicas of both versions):
-    the request without its reference, departure at the start of its hour, defaults resolved."""
+def test_the_result_cache_key_is_the_documented_one(snapshot: Snapshot) -> None:
+    """The key answers are stored under (also in Redis, shared by replicas): version ``score-v2``
+    (sealed answers with the recent-activity fields; v1 keys are left to replicas of the version
+    before), the request without its reference, departure at the start of its hour, defaults resolved."""
     settings = Settings(log_format="json")
     cache = InProcessCache(100)
     handler = _handler(settings, cache)
@@ -96,7 +97,7 @@ def test_the_result_cache_key_is_unchanged(snapshot: Snapshot) -> None:
         live_max_age_s=int(settings.border_live_max_age_minutes * 60),
         crossing_match_km=settings.crossing_match_km,
     )
-    digest = hashlib.sha256(b"score-v1")
+    digest = hashlib.sha256(b"score-v2")
     digest.update(f"|{snapshot.layer.version}|-|{options}|".encode())
     digest.update(canonical.SerializeToString(deterministic=True))
     assert cache.get("score:" + digest.hexdigest()) is not None
