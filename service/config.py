@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,3 +85,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="logging level")
     log_format: str = Field("json", pattern="^(json|text)$", description="json or text logs")
+
+    @field_validator("cache_hmac_key")
+    @classmethod
+    def _hmac_key_is_a_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """A set but short key (an empty variable, a typo) would seal with a checksum or a guessable
+        HMAC without a word: refused at start instead."""
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("ROUTERISK_CACHE_HMAC_KEY must be at least 16 characters (32 random bytes advised)")
+        return value

@@ -154,7 +154,8 @@ class ScoreHandler:
     def _chain(self, route: bytes, path: RoutePath, resolution: int) -> CellChain:
         """The route's cell chain from the geometry cache (keyed by the route alone, so shared by
         every departure, option and layer version), else computed."""
-        key = "geom:" + hashlib.sha256(route + bytes([resolution])).hexdigest()
+        # v2: sealed entries (store.redis_client); the version before keeps its own geom: keys
+        key = "geom-v2:" + hashlib.sha256(route + bytes([resolution])).hexdigest()
         data = self._cache.get(key)
         if data is not None:
             try:

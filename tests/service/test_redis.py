@@ -406,7 +406,7 @@ def test_repeated_score_is_served_from_redis(redis_url, prefix):
 def test_route_geometry_is_cached_in_redis(redis_url, prefix):
     with serving(redis_settings(redis_url, prefix)) as (_, stub):
         response = stub.ScoreRoute(line_request(QUERETARO), timeout=30)
-    [key] = keys_under(redis_url, prefix + "geom:*")
+    [key] = keys_under(redis_url, prefix + "geom-v2:*")
     client = admin_client(redis_url)
     data = client.get(key)
     client.close()

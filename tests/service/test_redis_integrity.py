@@ -175,3 +175,14 @@ def test_a_bad_layer_named_by_the_shared_key_is_refused(redis_url, prefix, tmp_p
             assert stub.ScoreRoute(line_request(QUERETARO), timeout=10).layer_version == good.version
     finally:
         running.stop(0)
+
+
+@pytest.mark.parametrize("key", ["", "short"])
+def test_a_set_but_short_hmac_key_is_refused_at_start(key: str) -> None:
+    """An empty ROUTERISK_CACHE_HMAC_KEY would otherwise seal with a plain checksum without a word."""
+    from pydantic import ValidationError
+
+    from service.config import Settings
+
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(cache_hmac_key=key)
