@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,31 @@ class Settings(BaseSettings):
         256,
         ge=1,
         description="calls one HTTP/2 connection may have open (clients hold more until one ends)",
+    )
+    max_concurrent_rpcs_per_tenant: int = Field(
+        0, ge=0, description="API calls one tenant may have in flight (0: half of max_concurrent_rpcs)"
+    )
+    server_kind: Literal["aio", "threads"] = Field(
+        "aio",
+        description="aio: calls are coroutines, a handler thread is taken only once the request is read; "
+        "threads: the former thread-per-call server (a thread per call from its arrival)",
+    )
+    request_read_timeout_seconds: float = Field(
+        10.0, gt=0, description="a call whose request message is not complete this long after it arrived ends"
+    )
+    keepalive_time_ms: int = Field(60_000, ge=0, description="the server pings a connection idle this long (0: off)")
+    keepalive_timeout_ms: int = Field(20_000, ge=1, description="a ping unanswered this long closes the connection")
+    min_client_ping_interval_ms: int = Field(
+        10_000, ge=0, description="clients pinging more often than this are told to go away (too_many_pings)"
+    )
+    max_connection_idle_ms: int = Field(
+        300_000, ge=0, description="a connection without calls this long is closed (GOAWAY; 0: never)"
+    )
+    max_connection_age_ms: int = Field(
+        1_800_000, ge=0, description="a connection this old is asked to reconnect (GOAWAY; 0: never)"
+    )
+    max_connection_age_grace_ms: int = Field(
+        60_000, ge=0, description="calls open when a connection reaches its age get this long to end"
     )
     max_trip_streams: int = Field(
         64, ge=1, description="MonitorTrip streams open at once, on their own threads beyond max_concurrent_rpcs"

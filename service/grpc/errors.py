@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -81,7 +81,7 @@ def status_for(exc: BaseException) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
-def _fail(context: grpc.ServicerContext, status: status_pb2.Status) -> None:
+def _fail(context: grpc.ServicerContext | grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
     """End the call with ``status`` (its details in the trailing metadata) without raising.
 
     ``context.abort_with_status`` raises an exception that grpc keeps on the call's state while
@@ -110,6 +110,10 @@ def _empty_response(method: Callable[..., Any]) -> Any:
     return None
 
 
+# the errors a caller's request (or the server's state) explains: mapped to their own status codes
+DOMAIN_ERRORS = (InputError, NotFoundError, NotReadyError, DeadlineExceededError)
+
+
 def grpc_errors(method: F) -> F:
     """Decorate a servicer method: domain errors become their status codes."""
 
@@ -117,11 +121,10 @@ def grpc_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
-        except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
+        except DOMAIN_ERRORS as exc:
             status = status_for(exc)
         except Exception:
-            log.exception("unhandled error", extra={"rpc": method.__name__})
-            status = status_for(RuntimeError())
+            status = _unexpected(method)
         del request  # nothing of the request outlives the call
         empty = _empty_response(method)
         if empty is None:  # every servicer method is annotated (tests/service/test_bounded_input.py)
@@ -140,15 +143,41 @@ def grpc_stream_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from method(self, request, context)
-        except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
+        except DOMAIN_ERRORS as exc:
             status = status_for(exc)
         except Exception:
             if not context.is_active():  # the client went away mid-stream: nothing to report
                 return
-            log.exception("unhandled error", extra={"rpc": method.__name__})
-            status = status_for(RuntimeError())
+            status = _unexpected(method)
         else:
             return
         _fail(context, status)
 
     return cast(F, wrapper)  # same signature as ``method``: functools.wraps keeps it
+
+
+def grpc_async_stream_errors(method: F) -> F:
+    """:func:`grpc_stream_errors` for an async generator (the asyncio server's streams)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for response in method(self, request, context):
+                yield response
+        except DOMAIN_ERRORS as exc:
+            status = status_for(exc)
+        except Exception:
+            if context.done():  # the client went away mid-stream: nothing to report
+                return
+            status = _unexpected(method)
+        else:
+            return
+        _fail(context, status)
+
+    return cast(F, wrapper)  # same signature as ``method``: functools.wraps keeps it
+
+
+def _unexpected(method: Callable[..., Any]) -> status_pb2.Status:
+    """INTERNAL for an exception no caller's mistake explains, logged (without request data)."""
+    log.exception("unhandled error", extra={"rpc": method.__name__})
+    return status_for(RuntimeError())

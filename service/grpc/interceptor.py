@@ -32,15 +32,29 @@ from service.grpc.request_log import _CALL, REQUEST_ID_KEY, CallInfo, LoggingInt
 Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
 
 
-class _Method:
-    """What a unary method's calls share: names, permission, metric series, refusals."""
+class MethodInfo:
+    """What a method's calls share: names, permission, metric series (here and in
+    :mod:`service.grpc.aio_calls`)."""
 
-    def __init__(self, full_method: str, owner: CallInterceptor) -> None:
+    def __init__(self, full_method: str) -> None:
         self.service, _, _ = full_method.lstrip("/").rpartition("/")
         self.method = short_method(full_method)
         self.needed = permission_for(full_method)
         self.duration = metrics.RPC_DURATION.labels(self.method)
         self.counters: dict[str, Any] = {}
+
+    def count(self, code: str) -> None:
+        counter = self.counters.get(code)
+        if counter is None:
+            counter = self.counters[code] = metrics.RPCS.labels(self.method, code)
+        counter.inc()
+
+
+class _Method(MethodInfo):
+    """What a unary method's calls share on the thread server: :class:`MethodInfo` and the refusals."""
+
+    def __init__(self, full_method: str, owner: CallInterceptor) -> None:
+        super().__init__(full_method)
         self.owner = owner
         # the refusals of the authentication layer: handlers without (de)serialisers, as it returns them
         self.unauthenticated = self._refusal(
@@ -56,12 +70,6 @@ class _Method:
 
         call = _Call(self, abort, None, None, False)  # holds nothing per call: shared by every refused call
         return grpc.unary_unary_rpc_method_handler(call)
-
-    def count(self, code: str) -> None:
-        counter = self.counters.get(code)
-        if counter is None:
-            counter = self.counters[code] = metrics.RPCS.labels(self.method, code)
-        counter.inc()
 
 
 class _Call:
@@ -113,7 +121,7 @@ class _Call:
             raised = exc
             raise
         finally:
-            _finish(context, call, method, start, raised, token)
+            finish(context, call, method, start, raised, token)
 
     def _run(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not self._limited:
@@ -135,10 +143,10 @@ class _Call:
             self._release()
 
 
-def _finish(
+def finish(
     context: grpc.ServicerContext,
     call: CallInfo,
-    method: _Method,
+    method: MethodInfo,
     start: float,
     raised: BaseException | None,
     token: contextvars.Token[CallInfo | None],

@@ -103,12 +103,22 @@ class LimitsInterceptor(grpc.ServerInterceptor):
         self._slots = Slots(max_concurrent) if max_concurrent > 0 else None
         self._stream_slots = Slots(max_streams) if max_streams > 0 else None
         self._max_streams = max_streams
-        self._tenant_streams = _TenantStreams(max_streams_per_tenant or max(1, max_streams // 2))
+        self._tenant_streams = TenantSlots(max_streams_per_tenant or max(1, max_streams // 2))
         self._max = max_concurrent
         self._rate, self._burst = rate_per_second, max(burst, 1.0)
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
         self._cap = deadline_cap_s
+
+    def rate_refusal(self, tenant: str) -> str | None:
+        """Why a call of ``tenant`` is refused by its rate limit now (one token taken otherwise)."""
+        if self._rate > 0 and not self._bucket(tenant).take():
+            return f"rate limit of {self._rate:g}/s exceeded; retry later"
+        return None
+
+    def budget(self, remaining: float | None) -> float:
+        """Seconds a call may run: its own deadline's remainder, at most the server's cap."""
+        return self._cap if remaining is None else min(remaining, self._cap)
 
     def _bucket(self, tenant: str) -> TokenBucket:
         with self._buckets_lock:
@@ -175,36 +185,69 @@ class LimitsInterceptor(grpc.ServerInterceptor):
 
         def limited(requests: Any, context: grpc.ServicerContext) -> Any:
             tenant = TENANT.get()
-            if self._rate > 0 and not self._bucket(tenant).take():
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self._rate:g}/s exceeded; retry later"
-                )
-            # "-": authentication is off, every caller is one tenant and the global cap is the only one
-            counted = tenant != "-"
-            if counted and not self._tenant_streams.take(tenant):
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"this tenant has {self._tenant_streams.cap} trip streams open; close one or retry later",
-                )
+            refusal = self.open_stream(tenant)
+            if refusal is not None:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
             try:
-                if self._stream_slots is not None and not self._stream_slots.try_acquire():
-                    context.abort(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED, f"server busy ({self._max_streams} streams open); retry"
-                    )
-                try:
-                    yield from streams(requests, context)
-                finally:
-                    if self._stream_slots is not None:
-                        self._stream_slots.release()
+                yield from streams(requests, context)
             finally:
-                if counted:
-                    self._tenant_streams.give_back(tenant)
+                self.close_stream(tenant)
 
         return handler._replace(stream_stream=limited)
 
+    def open_stream(self, tenant: str) -> str | None:
+        """Admit one trip stream of ``tenant`` (its rate token, its tenant's and the global cap),
+        or say why not (nothing is held then)."""
+        refusal = self.rate_refusal(tenant)
+        if refusal is not None:
+            return refusal
+        # "-": authentication is off, every caller is one tenant and the global cap is the only one
+        counted = tenant != "-"
+        if counted and not self._tenant_streams.take(tenant):
+            return f"this tenant has {self._tenant_streams.cap} trip streams open; close one or retry later"
+        if self._stream_slots is not None and not self._stream_slots.try_acquire():
+            if counted:
+                self._tenant_streams.give_back(tenant)
+            return f"server busy ({self._max_streams} streams open); retry"
+        return None
 
-class _TenantStreams:
-    """Open trip streams per tenant, at most ``cap`` each."""
+    def close_stream(self, tenant: str) -> None:
+        """Give back what :meth:`open_stream` took for a stream that ended."""
+        if self._stream_slots is not None:
+            self._stream_slots.release()
+        if tenant != "-":
+            self._tenant_streams.give_back(tenant)
+
+
+class CallSlots:
+    """Concurrency slots of API calls: ``count`` in all, ``per_tenant`` of them for one tenant
+    (tenant ``-``, authentication off, has only the global cap). Taken once a call's request is
+    complete, given back when its handler thread is done (:mod:`service.grpc.aio_calls`)."""
+
+    def __init__(self, count: int, per_tenant: int) -> None:
+        self.count = count
+        self._slots = Slots(count)
+        self._tenants = TenantSlots(per_tenant or max(1, count // 2))
+
+    def take(self, tenant: str) -> str | None:
+        """One slot for a call of ``tenant``, or why there is none (nothing is held then)."""
+        counted = tenant != "-"
+        if counted and not self._tenants.take(tenant):
+            return f"this tenant has {self._tenants.cap} calls in flight; retry"
+        if not self._slots.try_acquire():
+            if counted:
+                self._tenants.give_back(tenant)
+            return f"server busy ({self.count} calls in flight); retry"
+        return None
+
+    def give_back(self, tenant: str) -> None:
+        self._slots.release()
+        if tenant != "-":
+            self._tenants.give_back(tenant)
+
+
+class TenantSlots:
+    """Slots per tenant (open trip streams, calls in flight), at most ``cap`` each."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap

@@ -3,13 +3,17 @@ status, serve, and drain on SIGTERM/SIGINT (health NOT_SERVING, then ``stop(grac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable, Coroutine
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,9 +28,10 @@ from service import logs
 from service.config import Settings
 from service.grpc import metrics
 from service.grpc.admin_servicer import RouteRiskAdminServicer
+from service.grpc.aio_calls import AsyncCallInterceptor
 from service.grpc.auth import ApiKey, AuthInterceptor, configured_keys
 from service.grpc.interceptor import CallInterceptor
-from service.grpc.limits import LimitsInterceptor
+from service.grpc.limits import CallSlots, LimitsInterceptor
 from service.grpc.metrics import start_metrics_server
 from service.grpc.request_log import RequestContextFilter
 from service.grpc.servicer import RouteRiskServicer
@@ -45,32 +50,82 @@ SPARE_THREADS = 4
 STOP_POLL_SECONDS = 0.2
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteRiskService"].full_name
 ADMIN_SERVICE_NAME = admin_pb.DESCRIPTOR.services_by_name["RouteRiskAdminService"].full_name
+SERVED_NAMES = ("", SERVICE_NAME)  # the names health reports on
+T = TypeVar("T")
 
 
 @dataclass
 class RunningServer:
-    """A started server and the handles needed to load data into it and stop it."""
+    """A started server and the handles needed to load data into it and stop it. The asyncio
+    server (``loop`` set) runs on its own thread's event loop; these methods are called from
+    other threads, as for the thread server."""
 
-    server: grpc.Server
-    health: health.HealthServicer
+    server: grpc.Server | grpc.aio.Server
+    health: health.HealthServicer | health.aio.HealthServicer
     state: ServingState
     port: int
     watcher: LayerWatcher | None = None
     feed: FeedPoller | None = None
     border_sync: BorderSync | None = None
+    loop: EventLoop | None = None
+    pools: tuple[futures.ThreadPoolExecutor, ...] = ()
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, status)
+        if self.loop is not None and isinstance(self.health, health.aio.HealthServicer):
+            aio_health = self.health
+            self.loop.call(lambda: _set_all(aio_health, status))
+            return
+        if isinstance(self.health, health.HealthServicer):
+            for name in SERVED_NAMES:
+                self.health.set(name, status)
 
-    def stop(self, grace: float) -> None:
-        """Refuse new calls, let in-flight ones finish within ``grace`` seconds."""
-        self.health.enter_graceful_shutdown()
+    def stop(self, grace: float, graceful: bool = True) -> None:
+        """Refuse new calls, let in-flight ones finish within ``grace`` seconds (``graceful``:
+        health's watchers are told NOT_SERVING first)."""
         for worker in (self.watcher, self.feed, self.border_sync):
             if worker is not None:
                 worker.stop()
-        self.server.stop(grace).wait()
+        if self.loop is None:
+            if graceful and isinstance(self.health, health.HealthServicer):
+                self.health.enter_graceful_shutdown()
+            if isinstance(self.server, grpc.Server):
+                self.server.stop(grace).wait()
+            return
+        self.loop.call(lambda: self._stop_aio(grace, graceful))
+        self.loop.close()
+        for pool in self.pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _stop_aio(self, grace: float, graceful: bool) -> None:
+        if graceful and isinstance(self.health, health.aio.HealthServicer):
+            await self.health.enter_graceful_shutdown()
+        if isinstance(self.server, grpc.aio.Server):
+            await self.server.stop(grace)
+
+
+async def _set_all(servicer: health.aio.HealthServicer, status: int) -> None:
+    for name in SERVED_NAMES:
+        await servicer.set(name, status)
+
+
+class EventLoop:
+    """An asyncio loop on a thread of its own, for the asyncio server: the process's main thread
+    keeps polling for signals, and tests and the layer watcher call in from their threads."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="routerisk-aio", daemon=True)
+        self._thread.start()
+
+    def call(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work()`` on the loop and wait for its result (never from the loop's own thread)."""
+        return asyncio.run_coroutine_threadsafe(work(), self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
 
 
 def make_cache(settings: Settings) -> Cache:
@@ -96,27 +151,9 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     redis_cache = cache.shared if isinstance(cache, TieredCache) else cache
     shared = SharedState(redis_cache) if isinstance(redis_cache, RedisCache) else None
     state = state or ServingState(shared)
-    options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-        # several worker processes share one port (routerisk serve --workers N)
-        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
-        # Bounds what one connection can queue in gRPC core before the single thread that hands
-        # calls to Python has looked at them: past ``grpc.server.max_pending_requests`` (1,000)
-        # such calls, core drops new ones with a bare CANCELLED. The limit is announced in the
-        # HTTP/2 SETTINGS: clients hold further calls until a stream ends; a client that sends
-        # them anyway gets REFUSED_STREAM (UNAVAILABLE, never processed, safe to retry).
-        ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
-    ]
-    limit = settings.max_concurrent_rpcs or settings.max_workers
     keys = configured_keys(settings.api_keys, settings.api_keys_file)
     if not keys:
         log.warning("authentication is off: no API keys configured (ROUTERISK_API_KEYS_FILE)")
-    interceptors = interceptors_for(settings, keys)
-    # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
-    # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
-    executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
-    server = grpc.server(executor, options=options, interceptors=interceptors)
     trips = TripStore(
         settings.trip_store_max_trips,
         settings.trip_store_ttl_seconds,
@@ -125,34 +162,125 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         if isinstance(redis_cache, RedisCache)
         else None,
     )
-    service_handlers(state, settings, cache, trips).add_to(server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
-    port = _bind(server, settings)
-    if port == 0:
-        raise OSError(f"cannot listen on {settings.address}")
-    server.start()
-    running = RunningServer(server, health_servicer, state, port)
+    if settings.server_kind == "threads":
+        running = _start_threads(settings, state, cache, trips, keys)
+    else:
+        running = _start_aio(settings, state, cache, trips, keys)
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running
 
 
-def interceptors_for(settings: Settings, keys: list[ApiKey]) -> list[grpc.ServerInterceptor]:
-    """The server's interceptors: one, doing what metrics, the request log, authentication and
-    limits do in that order (so calls refused by authentication or limits are counted and logged too)."""
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """The channel arguments of the server: message sizes, streams per connection, keepalive and
+    the connections' idle and age limits (a setting of 0 leaves gRPC's default)."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        # several worker processes share one port (routerisk serve --workers N)
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        # Bounds what one connection can queue in gRPC core before the server has looked at them:
+        # past ``grpc.server.max_pending_requests`` (1,000) such calls, core drops new ones with a
+        # bare CANCELLED. The limit is announced in the HTTP/2 SETTINGS: clients hold further calls
+        # until a stream ends; a client that sends them anyway gets REFUSED_STREAM (UNAVAILABLE,
+        # never processed, safe to retry).
+        ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
+        # clients' keepalive pings are accepted also between calls, no more often than this
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", settings.min_client_ping_interval_ms),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+    ]
+    optional = (
+        # the server pings quiet connections: a peer gone without a FIN is found and its calls end
+        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+        # a connection without calls is closed; an old one is asked to reconnect (which spreads
+        # long-lived clients over replicas), its open calls given the grace to end
+        ("grpc.max_connection_idle_ms", settings.max_connection_idle_ms),
+        ("grpc.max_connection_age_ms", settings.max_connection_age_ms),
+        ("grpc.max_connection_age_grace_ms", settings.max_connection_age_grace_ms),
+    )
+    return options + [(name, value) for name, value in optional if value > 0]
+
+
+def _start_threads(
+    settings: Settings, state: ServingState, cache: Cache, trips: TripStore, keys: list[ApiKey]
+) -> RunningServer:
+    """The thread-per-call server (``ROUTERISK_SERVER_KIND=threads``): each call holds a handler
+    thread and a concurrency slot from its arrival, its request read or not."""
     limit = settings.max_concurrent_rpcs or settings.max_workers
-    limits = LimitsInterceptor(
-        limit,
+    # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
+    # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
+    executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
+    server = grpc.server(executor, options=server_options(settings), interceptors=interceptors_for(settings, keys))
+    service_handlers(state, settings, cache, trips).add_to(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = _bind_open(server, settings)
+    server.start()
+    return RunningServer(server, health_servicer, state, port)
+
+
+def _start_aio(
+    settings: Settings, state: ServingState, cache: Cache, trips: TripStore, keys: list[ApiKey]
+) -> RunningServer:
+    """The asyncio server (:mod:`service.grpc.aio_calls`): a call holds a thread only while its
+    complete request is worked on, and a concurrency slot only then."""
+    limit = settings.max_concurrent_rpcs or settings.max_workers
+    # exactly one thread per concurrency slot: an admitted call never waits for a thread
+    calls = futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="routerisk-call")
+    # MonitorTrip's positions, one at a time per stream, and any synchronous handler gRPC meets
+    spare = futures.ThreadPoolExecutor(max_workers=SPARE_THREADS, thread_name_prefix="routerisk-spare")
+    interceptor = AsyncCallInterceptor(
+        AuthInterceptor(keys),
+        limits_for(settings),
+        CallSlots(limit, settings.max_concurrent_rpcs_per_tenant),
+        calls,
+        settings.request_read_timeout_seconds,
+    )
+    loop = EventLoop()
+
+    async def start() -> RunningServer:
+        server = grpc.aio.server(spare, interceptors=[interceptor], options=server_options(settings))
+        service_handlers(state, settings, cache, trips, trip_pool=spare).add_to(server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        port = _bind_open(server, settings)
+        await server.start()
+        return RunningServer(server, health_servicer, state, port, loop=loop, pools=(calls, spare))
+
+    try:
+        return loop.call(start)
+    except BaseException:
+        loop.close()
+        raise
+
+
+def _bind_open(server: grpc.Server | grpc.aio.Server, settings: Settings) -> int:
+    """Reflection on, then the port bound (an error when it cannot be)."""
+    names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = _bind(server, settings)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.address}")
+    return port
+
+
+def limits_for(settings: Settings) -> LimitsInterceptor:
+    """The rate limit, deadline cap and trip-stream caps (and the thread server's concurrency cap)."""
+    return LimitsInterceptor(
+        settings.max_concurrent_rpcs or settings.max_workers,
         settings.rate_limit_per_second,
         settings.rate_limit_burst,
         settings.deadline_cap_seconds,
         settings.max_trip_streams,
         settings.max_trip_streams_per_tenant,
     )
-    return [CallInterceptor(AuthInterceptor(keys), limits)]
+
+
+def interceptors_for(settings: Settings, keys: list[ApiKey]) -> list[grpc.ServerInterceptor]:
+    """The thread server's interceptors: one, doing what metrics, the request log, authentication
+    and limits do in that order (so calls refused by authentication or limits are counted and logged too)."""
+    return [CallInterceptor(AuthInterceptor(keys), limits_for(settings))]
 
 
 @dataclass
@@ -169,16 +297,23 @@ class Handlers:
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         self.registered[service] = handlers
 
-    def add_to(self, server: grpc.Server) -> None:
+    def add_to(self, server: grpc.Server | grpc.aio.Server) -> None:
         server.add_generic_rpc_handlers(tuple(self.generic))
         for service, handlers in self.registered.items():
             server.add_registered_method_handlers(service, handlers)
 
 
-def service_handlers(state: ServingState, settings: Settings, cache: Cache, trips: TripStore | None = None) -> Handlers:
-    """The API's method handlers over ``state``."""
+def service_handlers(
+    state: ServingState,
+    settings: Settings,
+    cache: Cache,
+    trips: TripStore | None = None,
+    trip_pool: futures.Executor | None = None,
+) -> Handlers:
+    """The API's method handlers over ``state``; with ``trip_pool`` (the asyncio server),
+    MonitorTrip is the servicer's async stream answering positions on that pool."""
     handlers = Handlers()
-    api = RouteRiskServicer(state, settings, cache, trips)
+    api = RouteRiskServicer(state, settings, cache, trips, trip_pool)
     pb_grpc.add_RouteRiskServiceServicer_to_server(api, handlers)
     admin_grpc.add_RouteRiskAdminServiceServicer_to_server(
         RouteRiskAdminServicer(state, settings.border_max_clock_skew_seconds), handlers
@@ -189,6 +324,12 @@ def service_handlers(state: ServingState, settings: Settings, cache: Cache, trip
         request_deserializer=pb.ScoreRouteRequest.FromString,
         response_serializer=_serialized,
     )
+    if trip_pool is not None:
+        handlers.registered[SERVICE_NAME]["MonitorTrip"] = grpc.stream_stream_rpc_method_handler(
+            api.monitor_trip_async,
+            request_deserializer=pb.MonitorTripRequest.FromString,
+            response_serializer=pb.MonitorTripResponse.SerializeToString,
+        )
     handlers.generic = [
         grpc.method_handlers_generic_handler(name, methods) for name, methods in handlers.registered.items()
     ]
@@ -199,7 +340,7 @@ def _serialized(response: bytes | pb.ScoreRouteResponse) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def _bind(server: grpc.Server, settings: Settings) -> int:
+def _bind(server: grpc.Server | grpc.aio.Server, settings: Settings) -> int:
     """TLS when a certificate is configured (mutual TLS with a client CA), else plaintext."""
     if settings.tls_cert_file is None:
         return server.add_insecure_port(settings.address)
@@ -276,7 +417,7 @@ def load_data(running: RunningServer, settings: Settings) -> None:
 def serve(settings: Settings, metrics_address: str | None = None) -> int:
     """Run until SIGTERM or SIGINT; exit code 0 after a clean drain."""
     logs.configure(settings.log_level, settings.log_format, [RequestContextFilter()])
-    configure_tracing()
+    configure_tracing(aio=settings.server_kind == "aio")
     metrics_server = _start_metrics(settings.metrics_address if metrics_address is None else metrics_address)
     # The handler only appends (no lock: it may interrupt the main thread inside one), and the
     # main thread polls: the kernel may hand the signal to a gRPC thread, and a main thread

@@ -4,8 +4,11 @@ handler, for anything that scores a route) → convert the response. No proto is
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 
 import grpc
 
@@ -15,7 +18,7 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc import convert, monitor_stream
-from service.grpc.errors import grpc_errors, grpc_stream_errors, status_for
+from service.grpc.errors import grpc_async_stream_errors, grpc_errors, grpc_stream_errors, status_for
 from service.grpc.limits import check_deadline
 from service.grpc.scoring_handler import ScoreHandler
 from service.store.cache import Cache
@@ -28,8 +31,17 @@ from service.usecases.trip_monitor import Environment, TripStore
 class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
     """Implements routerisk.v1.RouteRiskService over a :class:`ServingState`."""
 
-    def __init__(self, state: ServingState, settings: Settings, cache: Cache, trips: TripStore | None = None) -> None:
+    def __init__(
+        self,
+        state: ServingState,
+        settings: Settings,
+        cache: Cache,
+        trips: TripStore | None = None,
+        trip_pool: Executor | None = None,
+    ) -> None:
         self._state = state
+        # the threads MonitorTrip's positions are answered on (asyncio server; None: the loop's default)
+        self._trip_pool = trip_pool
         self._settings = settings
         self._options = ModelOptions(
             resolution=settings.h3_resolution,
@@ -118,12 +130,32 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         self, request_iterator: Iterator[pb.MonitorTripRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.MonitorTripResponse]:
         self._snapshot()  # UNAVAILABLE before any position is read when no data is loaded yet
+        yield from monitor_stream.monitor(
+            request_iterator, self._environment, self._trips, self._settings.max_route_points
+        )
 
-        def environment() -> Environment:
-            snapshot = self._snapshot()  # per position: a layer activated mid-trip applies at once
-            return Environment(snapshot.layer, snapshot.border, self._options.live_max_age_s)
+    @grpc_async_stream_errors
+    async def monitor_trip_async(
+        self, request_iterator: AsyncIterator[pb.MonitorTripRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.MonitorTripResponse]:
+        """MonitorTrip on the asyncio server (:func:`service.grpc.server.service_handlers`): the same
+        answers; between positions the stream holds no thread, each position takes one of the
+        trip pool's threads while it is answered."""
+        self._snapshot()
+        loop = asyncio.get_running_loop()
 
-        yield from monitor_stream.monitor(request_iterator, environment, self._trips, self._settings.max_route_points)
+        def run(answer: Callable[[], pb.MonitorTripResponse]) -> Awaitable[pb.MonitorTripResponse]:
+            # the copied context carries the tenant (trips are kept per tenant) and the call's log context
+            return loop.run_in_executor(self._trip_pool, contextvars.copy_context().run, answer)
+
+        async for response in monitor_stream.monitor_async(
+            request_iterator, self._environment, self._trips, self._settings.max_route_points, run
+        ):
+            yield response
+
+    def _environment(self) -> Environment:
+        snapshot = self._snapshot()  # per position: a layer activated mid-trip applies at once
+        return Environment(snapshot.layer, snapshot.border, self._options.live_max_age_s)
 
     @grpc_errors
     def SuggestDepartures(

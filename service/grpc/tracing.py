@@ -22,13 +22,14 @@ def tracing_requested() -> bool:
     return exporter not in ("", "none") or bool(endpoint)
 
 
-def configure_tracing() -> bool:
-    """Install a tracer provider and instrument the gRPC server; call before creating it."""
+def configure_tracing(aio: bool = False) -> bool:
+    """Install a tracer provider and instrument the gRPC server (``aio``: the asyncio one); call
+    before creating it."""
     if not tracing_requested():
         return False
     try:
         from opentelemetry import trace
-        from opentelemetry.instrumentation.grpc import GrpcInstrumentorServer
+        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer, GrpcInstrumentorServer
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
@@ -44,6 +45,6 @@ def configure_tracing() -> bool:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    GrpcInstrumentorServer().instrument()
+    (GrpcAioInstrumentorServer() if aio else GrpcInstrumentorServer()).instrument()
     log.info("tracing on", extra={"service_name": name})
     return True

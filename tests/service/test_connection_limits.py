@@ -49,4 +49,4 @@ def test_calls_past_the_per_connection_limit_are_refused_unprocessed():
         # not running.stop(): grpc_health's enter_graceful_shutdown sends to every Watch under its
         # lock while a just-cancelled Watch's close callback waits for that lock (a deadlock seen
         # once); this test needs no graceful shutdown, so the server is stopped without it
-        running.server.stop(0).wait()
+        running.stop(0, graceful=False)
