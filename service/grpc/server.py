@@ -109,6 +109,14 @@ async def _set_all(servicer: health.aio.HealthServicer, status: int) -> None:
         await servicer.set(name, status)
 
 
+async def _cancel_the_rest() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+
+
 class EventLoop:
     """An asyncio loop on a thread of its own, for the asyncio server: the process's main thread
     keeps polling for signals, and tests and the layer watcher call in from their threads."""
@@ -123,6 +131,9 @@ class EventLoop:
         return asyncio.run_coroutine_threadsafe(work(), self.loop).result()
 
     def close(self) -> None:
+        """Stop the loop once the tasks left (calls the server cancelled at its stop) have ended:
+        a task dropped unfinished would end in the garbage collector, with a traceback."""
+        self.call(_cancel_the_rest)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
