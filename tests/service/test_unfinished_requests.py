@@ -16,6 +16,7 @@ from service.grpc.limits import CallSlots
 from tests.helpers.auth import KEYS, READER, SCORER, bearer
 from tests.helpers.h2_streams import RawConnection
 from tests.helpers.servers import serving
+from tools.reliability.figures import record
 
 SCORE = "/routerisk.v1.RouteRiskService/ScoreRoute"
 CHECK = "/grpc.health.v1.Health/Check"
@@ -24,6 +25,14 @@ UNAUTHENTICATED, DEADLINE_EXCEEDED, OK = "16", "4", "0"
 
 def _cell_request() -> pb.GetCellRiskRequest:
     return pb.GetCellRiskRequest(location=pb.LatLng(latitude=19.6, longitude=-99.2))
+
+
+def _codes(statuses: dict[int, str]) -> dict[str, int]:
+    names = {str(code.value[0]): code.name for code in grpc.StatusCode}
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[names.get(status, status)] = counts.get(names.get(status, status), 0) + 1
+    return counts
 
 
 def _arrived(raw: RawConnection) -> None:
@@ -48,7 +57,9 @@ def test_unauthenticated_unfinished_calls_are_refused_and_starve_nothing():
             )
             assert cell.cell
         # refused on their headers, without waiting for the message they never finish
-        assert set(raw.wait_ended(stalled).values()) == {UNAUTHENTICATED}
+        ended = raw.wait_ended(stalled)
+        assert set(ended.values()) == {UNAUTHENTICATED}
+        record("unfinished-unauthenticated", streams=len(stalled), codes=_codes(ended), health="SERVING", other="OK")
     finally:
         raw.close()
         running.stop(0)
@@ -69,6 +80,7 @@ def test_one_tenants_unfinished_calls_hold_no_concurrency_slot():
             # and so is acme itself: none of its slots is taken
             assert stub.GetCellRisk(_cell_request(), metadata=bearer(SCORER), timeout=10).cell
         assert not any(stream in raw.statuses for stream in stalled)  # still open, holding nothing
+        record("unfinished-one-tenant", streams=len(stalled), cap=limit, other="OK", same_tenant="OK")
     finally:
         raw.close()
         running.stop(0)
@@ -79,7 +91,9 @@ def test_a_request_never_completed_ends_at_the_read_timeout():
     raw = RawConnection(running.port, timeout_s=20)
     try:
         stalled = [raw.stalled(SCORE, key=SCORER) for _ in range(3)]
-        assert set(raw.wait_ended(stalled).values()) == {DEADLINE_EXCEEDED}
+        ended = raw.wait_ended(stalled)
+        assert set(ended.values()) == {DEADLINE_EXCEEDED}
+        record("unfinished-read-timeout", streams=len(stalled), timeout_s=0.5, codes=_codes(ended))
     finally:
         raw.close()
         running.stop(0)

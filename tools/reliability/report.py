@@ -129,6 +129,28 @@ def _hostile_geojson(f: Figures) -> str:
     return f"depth {f['depth']:,}: {codes}"
 
 
+def _codes(codes: dict[str, int]) -> str:
+    return ", ".join(f"{_n(n)} {code}" for code, n in sorted(codes.items()))
+
+
+def _unfinished_unauthenticated(f: Figures) -> str:
+    return (
+        f"{f['streams']} stalled streams ended: {_codes(f['codes'])}; meanwhile health {f['health']}, "
+        f"another tenant's call {f['other']}"
+    )
+
+
+def _unfinished_one_tenant(f: Figures) -> str:
+    return (
+        f"{f['streams']} stalled streams of one tenant at a cap of {f['cap']}: another tenant's call "
+        f"{f['other']}, the same tenant's {f['same_tenant']}"
+    )
+
+
+def _unfinished_read_timeout(f: Figures) -> str:
+    return f"{f['streams']} stalled streams, read timeout {f['timeout_s']:g} s: {_codes(f['codes'])}"
+
+
 @dataclass(frozen=True)
 class Scenario:
     key: str  # figures key in reliability.json ("" when the tests record no figures)
@@ -190,6 +212,45 @@ SCENARIOS = [
             "tests/geodata/test_route.py::test_geojson_size_and_value_count_are_checked_before_parsing",
         ),
         _hostile_geojson,
+    ),
+    Scenario(
+        "unfinished-unauthenticated",
+        "90 unfinished requests without an API key",
+        "raw HTTP/2 (`h2`) to the server with API keys on: 90 streams on one connection send their "
+        "headers and 2 bytes of a 1,000-byte message, then wait; then a health check and another "
+        "tenant's call through a gRPC channel. Bound: asyncio server, authentication checked on the "
+        "headers before the message is read: each stream gets UNAUTHENTICATED at once and holds no "
+        "thread; health and the API answer (the thread server held a handler thread per stream: "
+        "both timed out)",
+        (
+            "tests/service/test_unfinished_requests.py::test_unauthenticated_unfinished_calls_are_refused_and_starve_nothing",
+        ),
+        _unfinished_unauthenticated,
+    ),
+    Scenario(
+        "unfinished-one-tenant",
+        "One tenant's unfinished requests, as many as the concurrency cap",
+        "16 such streams with one tenant's key, `ROUTERISK_MAX_CONCURRENT_RPCS=16`; then calls of another "
+        "tenant and of the same one. Bound: the concurrency slot (global and the tenant's, "
+        "`ROUTERISK_MAX_CONCURRENT_RPCS_PER_TENANT`) is taken only once the request is complete: "
+        "both answered (the thread server took it on arrival: RESOURCE_EXHAUSTED for everyone)",
+        (
+            "tests/service/test_unfinished_requests.py::test_one_tenants_unfinished_calls_hold_no_concurrency_slot",
+            "tests/service/test_unfinished_requests.py::test_concurrency_slots_are_capped_per_tenant_and_globally",
+            "tests/service/test_unfinished_requests.py::test_without_authentication_only_the_global_cap_applies",
+            "tests/service/test_unfinished_requests.py::test_the_tenant_cap_defaults_to_half_the_global_one",
+        ),
+        _unfinished_one_tenant,
+    ),
+    Scenario(
+        "unfinished-read-timeout",
+        "A request message never completed",
+        "3 such streams with a valid key. Bound: the call ends with DEADLINE_EXCEEDED once "
+        "`ROUTERISK_REQUEST_READ_TIMEOUT_SECONDS` (10 s; 0.5 s in the test) or the call's own deadline "
+        "passed; connections idle for `ROUTERISK_MAX_CONNECTION_IDLE_MS` are closed, old ones after "
+        "`ROUTERISK_MAX_CONNECTION_AGE_MS`",
+        ("tests/service/test_unfinished_requests.py::test_a_request_never_completed_ends_at_the_read_timeout",),
+        _unfinished_read_timeout,
     ),
     Scenario(
         "",
