@@ -143,15 +143,8 @@ def grpc_stream_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from method(self, request, context)
-        except DOMAIN_ERRORS as exc:
-            status = status_for(exc)
-        except Exception:
-            if not context.is_active():  # the client went away mid-stream: nothing to report
-                return
-            status = _unexpected(method)
-        else:
-            return
-        _fail(context, status)
+        except Exception as exc:
+            _end_stream(context, exc, lambda: not context.is_active(), method)
 
     return cast(F, wrapper)  # same signature as ``method``: functools.wraps keeps it
 
@@ -164,17 +157,24 @@ def grpc_async_stream_errors(method: F) -> F:
         try:
             async for response in method(self, request, context):
                 yield response
-        except DOMAIN_ERRORS as exc:
-            status = status_for(exc)
-        except Exception:
-            if context.done():  # the client went away mid-stream: nothing to report
-                return
-            status = _unexpected(method)
-        else:
-            return
-        _fail(context, status)
+        except Exception as exc:
+            _end_stream(context, exc, context.done, method)
 
     return cast(F, wrapper)  # same signature as ``method``: functools.wraps keeps it
+
+
+def _end_stream(
+    context: grpc.ServicerContext | grpc.aio.ServicerContext,
+    exc: Exception,
+    client_gone: Callable[[], bool],
+    method: Callable[..., Any],
+) -> None:
+    """End a stream that raised ``exc`` with its status (call from the ``except`` block); nothing
+    to report for an unexpected error when the client went away mid-stream."""
+    if isinstance(exc, DOMAIN_ERRORS):
+        _fail(context, status_for(exc))
+    elif not client_gone():
+        _fail(context, _unexpected(method))
 
 
 def _unexpected(method: Callable[..., Any]) -> status_pb2.Status:

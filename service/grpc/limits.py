@@ -1,8 +1,10 @@
-"""Load limits that shed instead of falling over, as a gRPC server interceptor.
+"""Load limits that shed instead of falling over, as a gRPC server interceptor (the thread
+server's; the asyncio server applies the same rules from :mod:`service.grpc.aio_calls`).
 
 - at most ``max_concurrent`` API calls admitted at once, running or waiting for a handler
-  thread (a non-blocking semaphore taken as the call arrives): the next one gets
-  RESOURCE_EXHAUSTED at once, without queueing behind the others, while health checks,
+  thread (a non-blocking semaphore taken as the call arrives on the thread server; on the asyncio
+  server once its request is complete, with a cap per tenant too: :class:`CallSlots`): the next
+  one gets RESOURCE_EXHAUSTED at once, without queueing behind the others, while health checks,
   which are not limited and have spare handler threads, keep answering;
 - a token bucket per tenant (``rate_per_second``, ``burst``): RESOURCE_EXHAUSTED past it;
 - a server-side deadline for calls that arrive without one (or with a longer one): long
