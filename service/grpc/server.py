@@ -241,18 +241,20 @@ def _start_aio(
     calls = futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="routerisk-call")
     # MonitorTrip's positions, one at a time per stream, and any synchronous handler gRPC meets
     spare = futures.ThreadPoolExecutor(max_workers=SPARE_THREADS, thread_name_prefix="routerisk-spare")
+    handlers = service_handlers(state, settings, cache, trips, trip_pool=spare)
     interceptor = AsyncCallInterceptor(
         AuthInterceptor(keys),
         limits_for(settings),
         CallSlots(limit, settings.max_concurrent_rpcs_per_tenant),
         calls,
         settings.request_read_timeout_seconds,
+        handlers.memorised,
     )
     loop = EventLoop()
 
     async def start() -> RunningServer:
         server = grpc.aio.server(spare, interceptors=[interceptor], options=server_options(settings))
-        service_handlers(state, settings, cache, trips, trip_pool=spare).add_to(server)
+        handlers.add_to(server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         port = _bind_open(server, settings)
@@ -301,6 +303,8 @@ class Handlers:
 
     generic: list[grpc.GenericRpcHandler] = field(default_factory=list)
     registered: dict[str, dict[str, grpc.RpcMethodHandler]] = field(default_factory=dict)
+    # full method name → the answer from memory the asyncio server gives on its loop (None: the handler)
+    memorised: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
 
     def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
         self.generic.extend(handlers)
@@ -336,6 +340,7 @@ def service_handlers(
         response_serializer=_serialized,
     )
     if trip_pool is not None:
+        handlers.memorised[f"/{SERVICE_NAME}/ScoreRoute"] = api.score_route_memorised
         handlers.registered[SERVICE_NAME]["MonitorTrip"] = grpc.stream_stream_rpc_method_handler(
             api.monitor_trip_async,
             request_deserializer=pb.MonitorTripRequest.FromString,

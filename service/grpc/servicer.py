@@ -69,6 +69,14 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
     ) -> bytes | pb.ScoreRouteResponse:
         return self._scoring.score_wire(request, self._snapshot(), int(time.time()))
 
+    def score_route_memorised(self, request: pb.ScoreRouteRequest) -> bytes | None:
+        """ScoreRoute's answer when it is in memory already (``ScoreHandler.memorised``), else None;
+        never raises for a caller's mistake (the full path reports it)."""
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return None
+        return self._scoring.memorised(request, snapshot, int(time.time()))
+
     _score_route_wire.__name__ = "ScoreRoute"  # its errors are logged as ScoreRoute's
     # ScoreRoute as the server registers it (:func:`service.grpc.server.service_handlers`): the same
     # answer, a cached one possibly already serialized (see ``ScoreHandler.score_wire``)

@@ -160,3 +160,26 @@ def test_the_canonical_form_is_the_whole_request_serialized_with_its_route_bytes
     whole.crossing_lane = convert.LANE_ENUM[identity.lane]
     assert identity.canonical == whole.SerializeToString(deterministic=True)
     assert identity.route == request.route.SerializeToString(deterministic=True)
+
+
+def test_an_answer_in_memory_is_given_as_the_full_path_gives_it(snapshot: Snapshot, parses: list[int]) -> None:
+    handler = _handler(Settings(log_format="json", departure_bucket_seconds=0), InProcessCache(100))
+    assert handler.memorised(_request("load-1"), snapshot, DEPARTURE_S) is None  # never seen
+    handler.score(_request("load-1"), snapshot, DEPARTURE_S)
+    memorised = handler.memorised(_request("load-2"), snapshot, DEPARTURE_S)
+    assert memorised is not None
+    assert memorised == handler.score_wire(_request("load-2"), snapshot, DEPARTURE_S)
+    assert pb.ScoreRouteResponse.FromString(memorised).cached
+    assert len(parses) == 1  # the route was decoded once, by the first call
+
+
+def test_no_answer_from_memory_when_it_needs_work(snapshot: Snapshot) -> None:
+    handler = _handler(Settings(log_format="json"), InProcessCache(100))
+    handler.score(_request(), snapshot, DEPARTURE_S)
+    # half past the hour is scored at the hour: the answer's times must be shifted (a thread's work)
+    assert handler.memorised(_request(), snapshot, DEPARTURE_S) is None
+    bad = _request()
+    bad.route.line.points[0].latitude = 200.0
+    assert handler.memorised(bad, snapshot, DEPARTURE_S) is None  # the full path names the field
+    caching_off = _handler(Settings(log_format="json", cache_max_entries=0), InProcessCache(100))
+    assert caching_off.memorised(_request(), snapshot, DEPARTURE_S) is None
