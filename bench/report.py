@@ -327,8 +327,10 @@ def _plot_concurrency(results: dict, ax) -> None:
 # ---- the document --------------------------------------------------------------------------
 
 
-# ``python -m bench.hotpath --docs`` keeps its own section of the page between these lines; a full
-# run of ``python -m bench`` redraws the rest and keeps that section as it is
+# ``python -m bench.hotpath --docs`` and ``python -m bench.server_kinds --docs`` keep their own
+# sections of the page between such lines; a full run of ``python -m bench`` redraws the rest and
+# keeps those sections as they are
+KEPT_SECTIONS = ("bench.hotpath", "bench.server_kinds")
 HOTPATH_BEGIN = "<!-- bench.hotpath: begin -->"
 HOTPATH_END = "<!-- bench.hotpath: end -->"
 
@@ -336,22 +338,34 @@ HOTPATH_END = "<!-- bench.hotpath: end -->"
 def write_docs(results: dict, docs: Path) -> None:
     plots = write_plots(results, docs / "figures")
     page = docs / "performance.md"
-    kept = hotpath_section(page.read_text(encoding="utf-8")) if page.exists() else ""
+    old = page.read_text(encoding="utf-8") if page.exists() else ""
+    kept = [section for name in KEPT_SECTIONS if (section := kept_section(old, name))]
     text = render(results, plots)
-    page.write_text(text + ("\n" + kept + "\n" if kept else ""), encoding="utf-8")
+    page.write_text(text + "".join("\n" + section + "\n" for section in kept), encoding="utf-8")
+
+
+def kept_section(text: str, name: str) -> str:
+    """The section the command ``name`` wrote into ``text``, markers included ("" when none)."""
+    begin_marker, end_marker = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    begin, end = text.find(begin_marker), text.find(end_marker)
+    return text[begin : end + len(end_marker)] if 0 <= begin < end else ""
+
+
+def with_kept_section(text: str, name: str, section: str) -> str:
+    """``text`` with the section of the command ``name`` replaced by ``section`` (appended when none)."""
+    old = kept_section(text, name)
+    block = f"<!-- {name}: begin -->\n{section.strip()}\n<!-- {name}: end -->"
+    return text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
 
 
 def hotpath_section(text: str) -> str:
     """The section ``bench.hotpath`` wrote into ``text``, markers included ("" when none)."""
-    begin, end = text.find(HOTPATH_BEGIN), text.find(HOTPATH_END)
-    return text[begin : end + len(HOTPATH_END)] if 0 <= begin < end else ""
+    return kept_section(text, "bench.hotpath")
 
 
 def with_hotpath_section(text: str, section: str) -> str:
     """``text`` with its ``bench.hotpath`` section replaced by ``section`` (appended when none)."""
-    old = hotpath_section(text)
-    block = f"{HOTPATH_BEGIN}\n{section.strip()}\n{HOTPATH_END}"
-    return text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
+    return with_kept_section(text, "bench.hotpath", section)
 
 
 def _machine(results: dict) -> str:

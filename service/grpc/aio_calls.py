@@ -15,7 +15,9 @@ with one tenant's key held every concurrency slot (taken as the call arrived). H
   token, the server's deadline cap;
 - the servicer's (synchronous, CPU-bound) method runs on a pool of exactly as many threads as
   there are slots, so an admitted call never queues; the slot is given back when that thread is
-  done, also when the client went away before.
+  done, also when the client went away before. A ScoreRoute answer already in this process's
+  memory (``ScoreHandler.memorised``: no I/O, a small request) is given on the loop instead: the
+  round trip to a thread would cost more than the answer.
 
 Unary methods are registered with grpc as stream-unary ones, so that the wrapper runs as the
 call arrives and reads the one request itself (with its timeout); on the wire nothing differs.

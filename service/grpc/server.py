@@ -82,26 +82,27 @@ class RunningServer:
 
     def stop(self, grace: float, graceful: bool = True) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace`` seconds (``graceful``:
-        health's watchers are told NOT_SERVING first)."""
+        health reports NOT_SERVING to its watchers first)."""
+        if graceful:
+            self._enter_graceful_shutdown()
         for worker in (self.watcher, self.feed, self.border_sync):
             if worker is not None:
                 worker.stop()
-        if self.loop is None:
-            if graceful and isinstance(self.health, health.HealthServicer):
-                self.health.enter_graceful_shutdown()
-            if isinstance(self.server, grpc.Server):
-                self.server.stop(grace).wait()
-            return
-        self.loop.call(lambda: self._stop_aio(grace, graceful))
-        self.loop.close()
-        for pool in self.pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+        server = self.server
+        if isinstance(server, grpc.aio.Server) and self.loop is not None:
+            self.loop.call(lambda: server.stop(grace))
+            self.loop.close()
+            for pool in self.pools:
+                pool.shutdown(wait=False, cancel_futures=True)
+        elif isinstance(server, grpc.Server):
+            server.stop(grace).wait()
 
-    async def _stop_aio(self, grace: float, graceful: bool) -> None:
-        if graceful and isinstance(self.health, health.aio.HealthServicer):
-            await self.health.enter_graceful_shutdown()
-        if isinstance(self.server, grpc.aio.Server):
-            await self.server.stop(grace)
+    def _enter_graceful_shutdown(self) -> None:
+        servicer = self.health
+        if isinstance(servicer, health.aio.HealthServicer) and self.loop is not None:
+            self.loop.call(servicer.enter_graceful_shutdown)
+        elif isinstance(servicer, health.HealthServicer):
+            servicer.enter_graceful_shutdown()
 
 
 async def _set_all(servicer: health.aio.HealthServicer, status: int) -> None:

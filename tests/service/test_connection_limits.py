@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.config import Settings
-from service.grpc.server import load_data, start_server
+from service.grpc.server import load_data, server_options, start_server
 
 LIMIT = 3
 
@@ -50,3 +50,15 @@ def test_calls_past_the_per_connection_limit_are_refused_unprocessed():
         # lock while a just-cancelled Watch's close callback waits for that lock (a deadlock seen
         # once); this test needs no graceful shutdown, so the server is stopped without it
         running.stop(0, graceful=False)
+
+
+def test_keepalive_and_connection_limits_are_passed_to_grpc():
+    settings = Settings(keepalive_time_ms=30_000, max_connection_idle_ms=0, max_connection_age_ms=600_000)
+    options = dict(server_options(settings))
+    assert options["grpc.keepalive_time_ms"] == 30_000
+    assert options["grpc.keepalive_timeout_ms"] == settings.keepalive_timeout_ms
+    assert options["grpc.http2.min_ping_interval_without_data_ms"] == settings.min_client_ping_interval_ms
+    assert options["grpc.max_connection_age_ms"] == 600_000
+    assert options["grpc.max_connection_age_grace_ms"] == settings.max_connection_age_grace_ms
+    assert "grpc.max_connection_idle_ms" not in options  # 0: gRPC's default (never)
+    assert options["grpc.max_concurrent_streams"] == settings.max_streams_per_connection
