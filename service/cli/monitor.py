@@ -2,7 +2,8 @@
 
 Track points are streamed with their recorded times (``--speedup N`` waits the recorded
 gaps divided by N; 0, the default, sends as fast as the server takes them). Each alert is
-printed as it comes; a summary ends the output. When the stream drops (UNAVAILABLE), the
+printed as it comes; a summary ends the output. When the stream drops (UNAVAILABLE), or a
+position is refused because another stream of the trip kept writing first (ABORTED), the
 replay reconnects with the same trip id and resends from the last acknowledged position, so
 the server's resume path is what a real tracker would use.
 """
@@ -42,6 +43,7 @@ from service.cli.common import (
 )
 
 RECONNECTS = 3
+_RESUMED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)  # codes after which the replay resends
 
 
 def read_track(path: Path) -> list[tuple[float, float, float, float | None]]:
@@ -115,8 +117,10 @@ def monitor(
                         _print_alert(alert, as_json)
                 break
             except grpc.RpcError as exc:
-                # only a stream that was flowing and dropped is resumed; a server never reached is reported
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or not answered or attempt == RECONNECTS:
+                # a stream that was flowing and dropped is resumed, and so is a position another stream's
+                # writes kept beating (ABORTED: nothing recorded); a server never reached is reported
+                resumable = answered or exc.code() == grpc.StatusCode.ABORTED
+                if exc.code() not in _RESUMED or not resumable or attempt == RECONNECTS:
                     raise
                 print(f"stream dropped ({exc.code().name}); resuming trip {trip}", file=sys.stderr)
                 time.sleep(min(2.0**attempt, 5.0))

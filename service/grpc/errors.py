@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 from geodata.errors import InputError
 from service.grpc.limits import DeadlineExceededError
 from service.store.serving import NotReadyError
-from service.usecases.errors import NotFoundError
+from service.usecases.errors import ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ MAX_DETAIL_CHARS = 200  # of one field path or description
 MAX_DETAILS_TOTAL = 4000  # of all the listed field paths and descriptions together
 MAX_VIOLATIONS = 100  # listed at most; the rest are counted
 MAX_MESSAGE_CHARS = 500
+
+# the errors with a status of their own (status_for); anything else is INTERNAL, logged
+DOMAIN_ERRORS = (InputError, NotFoundError, NotReadyError, DeadlineExceededError, ConflictError)
 
 
 def capped(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -78,6 +81,8 @@ def status_for(exc: BaseException) -> status_pb2.Status:
         return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
     if isinstance(exc, DeadlineExceededError):
         return status_pb2.Status(code=code_pb2.DEADLINE_EXCEEDED, message=str(exc))
+    if isinstance(exc, ConflictError):
+        return status_pb2.Status(code=code_pb2.ABORTED, message=str(exc))
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
@@ -117,7 +122,7 @@ def grpc_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
-        except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
+        except DOMAIN_ERRORS as exc:
             status = status_for(exc)
         except Exception:
             log.exception("unhandled error", extra={"rpc": method.__name__})
@@ -140,7 +145,7 @@ def grpc_stream_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from method(self, request, context)
-        except (InputError, NotFoundError, NotReadyError, DeadlineExceededError) as exc:
+        except DOMAIN_ERRORS as exc:
             status = status_for(exc)
         except Exception:
             if not context.is_active():  # the client went away mid-stream: nothing to report
