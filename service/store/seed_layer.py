@@ -110,13 +110,16 @@ def _load(entry: Path) -> RiskLayer | None:
 
 def _store(layer: RiskLayer, entry: Path) -> None:
     """Write ``layer`` to ``entry`` atomically (a temporary folder renamed into place): a reader never
-    sees half an entry, and of two servers starting at once the first rename wins. Failures are logged."""
+    sees half an entry, and of two servers starting at once the first complete entry stays (a good
+    entry is never removed, only a damaged one). Failures are logged."""
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         temporary = Path(tempfile.mkdtemp(prefix=f".{entry.name[:16]}-", dir=entry.parent))
         try:
             save_layer(layer, temporary)
-            if entry.exists():  # a damaged entry (or one written meanwhile): replace it
+            if entry.exists():
+                if _load(entry) is not None:  # written meanwhile by another start: keep it
+                    return
                 shutil.rmtree(entry, ignore_errors=True)
             os.replace(temporary, entry)
         finally:

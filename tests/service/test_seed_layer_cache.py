@@ -119,3 +119,13 @@ def test_with_the_cache_off_every_start_fits(monkeypatch, fitted: RiskLayer) -> 
     cached_seed_layer(builds, 8)
     cached_seed_layer(builds, 8)
     assert builds.calls == 2
+
+
+def test_an_entry_written_meanwhile_by_another_start_is_kept(tmp_path, fitted: RiskLayer) -> None:
+    builds = Builds(fitted)
+    cached_seed_layer(builds, 8, tmp_path)
+    entry = tmp_path / cache_key(8)
+    before = (entry / "intensity.npy").stat().st_ino
+    seed_layer._store(fitted, entry)  # a second start that fitted too and now stores its copy
+    assert (entry / "intensity.npy").stat().st_ino == before
+    assert [p.name for p in tmp_path.iterdir()] == [entry.name]
