@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -42,7 +42,10 @@ class Lane(StrEnum):
     fast = "fast"
 
 
-Departure = Annotated[str | None, typer.Option(help="ISO 8601 departure time (default now)")]
+Departure = Annotated[
+    str | None,
+    typer.Option(help="ISO 8601 departure (default now); without a UTC offset: local time at the route's origin"),
+]
 SpeedKmh = Annotated[float | None, typer.Option("--speed-kmh", help="average speed, km/h")]
 LaneOption = Annotated[Lane, typer.Option(help="commercial lane at the border")]
 
@@ -169,15 +172,6 @@ def read_route(source: str) -> routes.RoutePath:
         raise CliError(f"{source}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
 
 
-def parse_time(text: str, option: str) -> datetime:
-    """An ISO 8601 time (UTC when no offset is given)."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not an ISO 8601 time", EXIT_BAD_INPUT) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|min|s)", re.IGNORECASE)
 _UNIT_S = {"d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 
@@ -200,16 +194,37 @@ def hours_text(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def request_options(departure: str | None, speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
-    """A ScoreRouteRequest with the trip options every scoring command shares (no route yet)."""
+def request_options(speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
+    """A ScoreRouteRequest with the trip options every scoring command shares (no route or
+    departure yet: a departure is read at the route's origin, :func:`service.cli.times.set_departure`)."""
     request = pb.ScoreRouteRequest(
         crossing_lane=pb.CROSSING_LANE_FAST if lane is Lane.fast else pb.CROSSING_LANE_STANDARD
     )
-    if departure is not None:
-        request.departure_time.FromDatetime(parse_time(departure, "--departure"))
     if speed_kmh is not None:
         request.average_speed_kmh = speed_kmh
     return request
+
+
+def set_route(
+    request: pb.ScoreRouteRequest, route: str | None, polyline: str | None, polyline6: str | None
+) -> routes.RoutePath:
+    """Exactly one of a route file (or - for stdin), --polyline or --polyline6 into the request;
+    the decoded path is returned (its origin is where a departure's local time is read)."""
+    given = [x for x in (route, polyline, polyline6) if x is not None]
+    if len(given) != 1:
+        raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
+    try:
+        if polyline is not None:
+            request.route.encoded_polyline = polyline
+            return routes.from_polyline(polyline, precision=5, field="--polyline")
+        if polyline6 is not None:
+            request.route.encoded_polyline6 = polyline6
+            return routes.from_polyline(polyline6, precision=6, field="--polyline6")
+    except InputError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    path = read_route(route or "-")
+    set_line(request, path)
+    return path
 
 
 def set_line(request: pb.ScoreRouteRequest, path: routes.RoutePath) -> None:
