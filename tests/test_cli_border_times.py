@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.helpers.border import FEED
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_cli, serve_subprocess
 
 OTAY = "250602"
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -26,16 +24,8 @@ WIDE = {**os.environ, "COLUMNS": "200"}
 @pytest.fixture(scope="module")
 def address(tmp_path_factory):
     """A server of its own, live window 60 minutes (the default)."""
-    here = f"127.0.0.1:{free_port()}"
-    log = tmp_path_factory.mktemp("border-times") / "server.log"
-    with open(log, "wb") as sink:
-        process = subprocess.Popen([*routerisk_command(), "serve", "--address", here], stderr=sink)
-        try:
-            wait_serving(here)
-            yield here
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+    with serve_subprocess(tmp_path_factory.mktemp("border-times") / "server.log") as here:
+        yield here
 
 
 def fresh_feed(path, minutes_ago: int) -> tuple[str, datetime]:

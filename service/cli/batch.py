@@ -247,12 +247,13 @@ def _set_departure(
         return ""
     if len(text) > 40:
         return f"{field}: {text[:40]!r}... is not an ISO 8601 time"
+    zone = origin_zone(path)
     try:
-        read = read_time(text, field or "--departure", origin_zone(path) if path else None, "the load's origin")
+        read = read_time(text, field or "--departure", zone, "the load's origin")
     except CliError as exc:
         return str(exc)
     request.departure_time.FromDatetime(read.utc)
-    row.zone = origin_zone(path).key if read.note and path else ""
+    row.zone = zone.key if read.note and zone else ""
     return ""
 
 

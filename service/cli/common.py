@@ -206,25 +206,35 @@ def request_options(speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest
 
 
 def set_route(
-    request: pb.ScoreRouteRequest, route: str | None, polyline: str | None, polyline6: str | None
-) -> routes.RoutePath:
+    request: pb.ScoreRouteRequest,
+    route: str | None,
+    polyline: str | None,
+    polyline6: str | None,
+    *,
+    strict: bool = False,
+) -> routes.RoutePath | None:
     """Exactly one of a route file (or - for stdin), --polyline or --polyline6 into the request;
-    the decoded path is returned (its origin is where a departure's local time is read)."""
+    the decoded path is returned (its origin is where a departure's local time is read). A
+    polyline that does not decode goes to the server all the same (None: the server names the
+    field, and counts the call), unless ``strict`` (a command that draws the path needs it)."""
     given = [x for x in (route, polyline, polyline6) if x is not None]
     if len(given) != 1:
         raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
+    if polyline is None and polyline6 is None:
+        path = read_route(route or "-")
+        set_line(request, path)
+        return path
+    if polyline is not None:
+        request.route.encoded_polyline = polyline
+    else:
+        request.route.encoded_polyline6 = polyline6 or ""
+    precision, text = (5, polyline) if polyline is not None else (6, polyline6 or "")
     try:
-        if polyline is not None:
-            request.route.encoded_polyline = polyline
-            return routes.from_polyline(polyline, precision=5, field="--polyline")
-        if polyline6 is not None:
-            request.route.encoded_polyline6 = polyline6
-            return routes.from_polyline(polyline6, precision=6, field="--polyline6")
+        return routes.from_polyline(text, precision=precision, field=f"--polyline{'' if precision == 5 else '6'}")
     except InputError as exc:
-        raise CliError(str(exc), EXIT_BAD_INPUT) from None
-    path = read_route(route or "-")
-    set_line(request, path)
-    return path
+        if strict:
+            raise CliError(str(exc), EXIT_BAD_INPUT) from None
+        return None
 
 
 def set_line(request: pb.ScoreRouteRequest, path: routes.RoutePath) -> None:

@@ -163,7 +163,8 @@ def map_route(
     """Draw a route's risk: cells coloured by level, hotspots, the crossing and its wait, a legend.
     The HTML page is self-contained (opens without network); --format geojson for GIS tools."""
     request = request_options(speed_kmh, lane)
-    path = set_route(request, route, polyline, polyline6)
+    path = set_route(request, route, polyline, polyline6, strict=True)
+    assert path is not None  # strict: a route that does not decode was refused
     say([set_departure(request, departure, path)])
     if output_format is None:
         suffix = out.suffix.lower() if out else ""

@@ -70,7 +70,7 @@ class Alternative:
     """One route of a comparison: its label (file name, or --name) and its path."""
 
     label: str
-    path: RoutePath
+    path: RoutePath | None
     request: pb.ScoreRouteRequest
 
 
@@ -121,7 +121,7 @@ def _alternatives(
     lane: Lane,
 ) -> list[Alternative]:
     """The alternatives in order (files, --polyline, --polyline6), each with its label."""
-    sources = [(f, None, None) for f in files]
+    sources: list[tuple[str | None, str | None, str | None]] = [(f, None, None) for f in files]
     sources += [(None, p, None) for p in polylines] + [(None, None, p) for p in polylines6]
     if not 2 <= len(sources) <= MAX_ALTERNATIVES:
         raise CliError(f"compare takes 2 to {MAX_ALTERNATIVES} routes; got {len(sources)}", EXIT_BAD_INPUT)
@@ -203,7 +203,7 @@ def _result_cells(r: pb.ScoreRouteResponse) -> list[str]:
     ]
 
 
-def _print_report(r: pb.ScoreRouteResponse, path: RoutePath) -> None:
+def _print_report(r: pb.ScoreRouteResponse, path: RoutePath | None) -> None:
     """The summary, crossings, riskiest segments and hotspots; each time in the local time of
     the place it refers to (origin, destination, port, segment start, hotspot)."""
     out = Console()

@@ -88,11 +88,12 @@ def _offset(moment: datetime) -> str:
     return f"{text[:3]}:{text[3:]}"
 
 
-def local_text(stamp: Timestamp | datetime, zone: ZoneInfo, form: str = DAY_CLOCK) -> str:
+def local_text(stamp: Timestamp | datetime, zone: ZoneInfo | None, form: str = DAY_CLOCK) -> str:
     """A time as a person at the place reads it: wall time there with the zone abbreviation
-    (the tz database gives a numeric one, such as ``-06``, where a zone has no letters)."""
+    (the tz database gives a numeric one, such as ``-06``, where a zone has no letters); UTC
+    when the place is not known."""
     moment = stamp if isinstance(stamp, datetime) else stamp.ToDatetime(UTC)
-    return moment.astimezone(zone).strftime(form)
+    return moment.astimezone(zone or UTC).strftime(form)
 
 
 def local_at(stamp: Timestamp, lat: float, lng: float, form: str = DAY_CLOCK) -> str:
@@ -100,22 +101,22 @@ def local_at(stamp: Timestamp, lat: float, lng: float, form: str = DAY_CLOCK) ->
     return local_text(stamp, zone_here(round(lat, 6), round(lng, 6)), form)
 
 
-def origin_zone(path: RoutePath) -> ZoneInfo:
-    """The zone at a route's first point: where a departure is a wall time."""
-    return zone_here(float(path.lat[0]), float(path.lng[0]))
+def origin_zone(path: RoutePath | None) -> ZoneInfo | None:
+    """The zone at a route's first point, where a departure is a wall time (None without a path)."""
+    return zone_here(float(path.lat[0]), float(path.lng[0])) if path is not None else None
 
 
-def end_zone(path: RoutePath) -> ZoneInfo:
-    """The zone at a route's last point: where an arrival is read."""
-    return zone_here(float(path.lat[-1]), float(path.lng[-1]))
+def end_zone(path: RoutePath | None) -> ZoneInfo | None:
+    """The zone at a route's last point, where an arrival is read (None without a path)."""
+    return zone_here(float(path.lat[-1]), float(path.lng[-1])) if path is not None else None
 
 
-def set_departure(request: pb.ScoreRouteRequest, text: str | None, path: RoutePath) -> str | None:
+def set_departure(request: pb.ScoreRouteRequest, text: str | None, path: RoutePath | None) -> str | None:
     """``--departure`` into the request (a wall time at the route's origin when it has no offset);
     returns the note saying how a wall time was taken, for :func:`say`."""
     if text is None:
         return None
-    read = read_time(text, "--departure", origin_zone(path), "the origin")
+    read = read_time(text, "--departure", origin_zone(path), "the origin" if path else "a route that does not decode")
     request.departure_time.FromDatetime(read.utc)
     return read.note
 
