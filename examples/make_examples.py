@@ -60,6 +60,7 @@ def via_routes() -> None:
     border = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
     for name, number in VIA.items():
         port = border.port(number)
+        assert port is not None, number
         bridge = [(port.lat - 0.08, port.lng), (port.lat, port.lng), (port.lat + 0.06, port.lng)]
         points = [MONTERREY, *bridge, SAN_ANTONIO]
         feature = {

@@ -51,7 +51,7 @@ def parse_bbox(text: str) -> pb.BoundingBox:
 
 @reports_errors
 def avoid(
-    bbox: Annotated[str, typer.Option(help="WEST,SOUTH,EAST,NORTH in degrees, e.g. -101,18.5,-97.5,21")],
+    bbox: Annotated[str, typer.Option(help="west, south, east and north edges in degrees, e.g. -101,18.5,-97.5,21")],
     threshold: Annotated[Level, typer.Option(help="lowest risk level to avoid")] = Level.high,
     output_format: Annotated[AvoidFormat, typer.Option("--format", help="what to write")] = AvoidFormat.geojson,
     at: Annotated[
@@ -61,7 +61,7 @@ def avoid(
         ),
     ] = None,
     valhalla_max_perimeter: Annotated[
-        float, typer.Option(help="metres; your Valhalla's service_limits.max_exclude_polygons_length")
+        float, typer.Option(help="metres: your Valhalla's limit on exclude polygon perimeters (see README)")
     ] = 10_000.0,
     graphhopper_max_vertices: Annotated[int, typer.Option(min=1, help="vertex budget of the custom model")] = 5_000,
     out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,

@@ -93,6 +93,7 @@ def compare(
     timeout: Timeout = 60.0,
 ) -> None:
     """Compare alternative routes for one load: ranked by risk and time, with the reason.
+
     Alternatives are numbered in order: files, then --polyline, then --polyline6."""
     alternatives = _alternatives(routes_ or [], polyline or [], polyline6 or [], name or [], speed_kmh, lane)
     say(set_departure(a.request, departure, a.path) for a in alternatives)
@@ -167,6 +168,7 @@ def departures(
     timeout: Timeout = 60.0,
 ) -> None:
     """Rank departure times in a window by risk and total duration (border wait at arrival included).
+
     Departures are shown in the origin's local time, arrivals in the destination's."""
     trip = request_options(speed_kmh, lane)
     path = set_route(trip, route, polyline, polyline6)
