@@ -25,7 +25,6 @@ from geodata.timezones import zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from service.cli.common import EXIT_BAD_INPUT, CliError
 
-CLOCK = "%H:%M %Z"
 DAY_CLOCK = "%a %d %H:%M %Z"
 DATE_CLOCK = "%Y-%m-%d %H:%M %Z"
 
