@@ -21,7 +21,6 @@ import typer
 
 from geodata import route as routes
 from geodata.cells import route_to_cells
-from geodata.errors import InputError
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.cli import trip_map
@@ -37,11 +36,11 @@ from service.cli.common import (
     Timeout,
     channel_to,
     hours_text,
-    read_route,
     reports_errors,
     request_options,
-    set_line,
+    set_route,
 )
+from service.cli.times import DATE_CLOCK, end_zone, local_text, origin_zone, say, set_departure
 
 # GetCellRisk calls in flight at once: enough to hide the round trip, far below the server's workers
 CELL_CALLS_IN_FLIGHT = 8
@@ -122,13 +121,12 @@ def build_trip_map(
         )
         for c in response.crossings
     ]
-    stamp = "%Y-%m-%d %H:%M UTC"
     facts = (
         ("distance", f"{response.distance_km:.1f} km"),
         ("duration", hours_text(response.duration.ToTimedelta().total_seconds())),
         ("exposed", hours_text(response.exposed_duration.ToTimedelta().total_seconds())),
-        ("departure", response.departure_time.ToDatetime().strftime(stamp)),
-        ("arrival", response.arrival_time.ToDatetime().strftime(stamp)),
+        ("departure", local_text(response.departure_time, origin_zone(path), DATE_CLOCK)),
+        ("arrival", local_text(response.arrival_time, end_zone(path), DATE_CLOCK)),
         ("expected incidents", f"{response.expected_incidents:.2e}"),
         ("layer", response.layer_version),
     )
@@ -164,22 +162,10 @@ def map_route(
 ) -> None:
     """Draw a route's risk: cells coloured by level, hotspots, the crossing and its wait, a legend.
     The HTML page is self-contained (opens without network); --format geojson for GIS tools."""
-    given = [x for x in (route, polyline, polyline6) if x is not None]
-    if len(given) != 1:
-        raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
-    request = request_options(departure, speed_kmh, lane)
-    try:
-        if polyline is not None:
-            path = routes.from_polyline(polyline, precision=5, field="--polyline")
-            request.route.encoded_polyline = polyline
-        elif polyline6 is not None:
-            path = routes.from_polyline(polyline6, precision=6, field="--polyline6")
-            request.route.encoded_polyline6 = polyline6
-        else:
-            path = read_route(route or "-")
-            set_line(request, path)
-    except InputError as exc:
-        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    request = request_options(speed_kmh, lane)
+    path = set_route(request, route, polyline, polyline6, strict=True)
+    assert path is not None  # strict: a route that does not decode was refused
+    say([set_departure(request, departure, path)])
     if output_format is None:
         suffix = out.suffix.lower() if out else ""
         output_format = MapFormat.geojson if suffix in (".geojson", ".json") else MapFormat.html
