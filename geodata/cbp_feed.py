@@ -206,7 +206,9 @@ def _read_records(
             )
             continue
         observations.append(
-            WaitObservation(lane.port_number, lane.lane, lane.wait, observed, lane.status, lane.lanes_open, lane.closed)
+            WaitObservation(
+                lane.port_number, lane.lane, lane.wait, observed, lane.status, lane.lanes_open, lane.closed, lane.hours
+            )
         )
     if violations:
         raise InvalidFeedError(violations)
@@ -224,6 +226,7 @@ class _PendingLane:
     status: str
     lanes_open: int
     closed: bool
+    hours: str = ""  # the port's ``hours`` text (its commercial hours, geodata/port_hours.py)
 
 
 def _read_record(
@@ -239,6 +242,7 @@ def _read_record(
     name = _text(record, "port_name", path, violations) or ""
     crossing = _text(record, "crossing_name", path, violations) or ""
     port_status = _text(record, "port_status", path, violations) or ""
+    hours = _text(record, "hours", path, violations) or ""
     day = _parse_date(_text(record, "date", path, violations, required=True), f"{path}.date", number, violations)
     clock_text = _text(record, "time", path, violations) or ""
     record_time: datetime | None = None
@@ -283,6 +287,7 @@ def _read_record(
                 status,
                 lanes_open if lanes_open is not None else 0,
                 closed,
+                hours,
             )
         )
     if len(violations) > before:

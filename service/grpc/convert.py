@@ -23,12 +23,14 @@ from geodata.layers import RiskLayer
 from routerisk.v1 import route_risk_service_pb2 as pb
 from service.usecases import avoid_areas, cells, compare, crossings, hotspots
 from service.usecases.scoring import (
+    NOT_COVERED,
     CrossingResult,
     HotspotResult,
     RouteScore,
     ScoreQuery,
     SegmentResult,
     Stop,
+    UncoveredStretch,
     level_of_rate,
 )
 
@@ -51,6 +53,8 @@ LEVEL_ENUM = {
     "critical": pb.RISK_LEVEL_CRITICAL,
 }
 LEVEL_NAME = {number: name for name, number in LEVEL_ENUM.items()}
+# a route's level may also be "not covered" (never a cell's, nor a threshold)
+ROUTE_LEVEL_ENUM = {**LEVEL_ENUM, NOT_COVERED: pb.RISK_LEVEL_NOT_COVERED}
 WAIT_SOURCE_ENUM = {
     "live": pb.WAIT_SOURCE_LIVE,
     "historical": pb.WAIT_SOURCE_HISTORICAL,
@@ -247,7 +251,7 @@ def score_response(result: RouteScore) -> pb.ScoreRouteResponse:
     """Render a :class:`RouteScore` as the API response."""
     return pb.ScoreRouteResponse(
         score=round(result.score, 6),
-        level=LEVEL_ENUM[result.level],
+        level=ROUTE_LEVEL_ENUM[result.level],
         expected_incidents=result.expected,
         incident_probability=result.probability,
         distance_km=result.distance_km,
@@ -264,7 +268,13 @@ def score_response(result: RouteScore) -> pb.ScoreRouteResponse:
         layer_synthetic=result.layer_synthetic,
         queue_expected_incidents=result.queue_expected,
         border_data_version=result.border_version,
+        covered_fraction=result.covered_fraction,
+        uncovered_stretches=[_stretch(u) for u in result.uncovered],
     )
+
+
+def _stretch(u: UncoveredStretch) -> pb.UncoveredStretch:
+    return pb.UncoveredStretch(start_km=u.start_km, end_km=u.end_km, start=latlng(*u.start), end=latlng(*u.end))
 
 
 def _segment(s: SegmentResult) -> pb.RouteSegment:
@@ -317,9 +327,12 @@ def _crossing(c: CrossingResult) -> pb.CrossingPassage:
         closed=c.closed,
         expected_incidents=c.expected,
         operational_status=c.operational_status,
+        hours_source=port.hours.source,
     )
     if c.observed_at_s:
         message.observed_at.CopyFrom(timestamp(c.observed_at_s))
+    if c.closed and c.opens_at_s:
+        message.lanes_open_time.CopyFrom(timestamp(c.opens_at_s))
     return message
 
 
@@ -485,6 +498,8 @@ def crossings_response(
             if estimate.observed_at_s:
                 wait.observed_at.CopyFrom(timestamp(estimate.observed_at_s))
                 wait.age.CopyFrom(duration((at_s - estimate.observed_at_s) / 3600))
+            if estimate.closed and estimate.opens_at_s:
+                wait.lanes_open_time.CopyFrom(timestamp(estimate.opens_at_s))
             waits.append(wait)
         out.append(
             pb.BorderCrossing(
@@ -498,6 +513,8 @@ def crossings_response(
                 commercial_lanes=port.commercial_lanes,
                 fast_lanes=port.fast_lanes,
                 lane_waits=waits,
+                commercial_hours=port.hours.text,
+                hours_source=port.hours.source,
             )
         )
     return pb.ListBorderCrossingsResponse(crossings=out, border_data_version=border_version)

@@ -29,8 +29,10 @@ from service.usecases.scoring import ModelOptions, score_route
 log = logging.getLogger(__name__)
 
 # v2: answers carry the recent-activity fields and are sealed in Redis (store.redis_client); old
-# replicas during a rolling upgrade keep reading and writing their v1 keys, never a sealed entry
-CACHE_KEY_VERSION = b"score-v2"
+# replicas during a rolling upgrade keep reading and writing their v1 keys, never a sealed entry.
+# v3: answers carry coverage (covered_fraction, uncovered stretches, RISK_LEVEL_NOT_COVERED) and
+# port hours (closed waits until opening): a v2 answer read as v3 would claim full coverage
+CACHE_KEY_VERSION = b"score-v3"
 ALIAS_KEY_VERSION = b"alias-v2"
 # ``cached: true`` on the wire, appended to a stored answer
 CACHED_TRUE = pb.ScoreRouteResponse(cached=True).SerializeToString()

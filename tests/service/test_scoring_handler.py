@@ -80,8 +80,8 @@ def test_without_a_cache_every_request_is_decoded(snapshot: Snapshot, parses: li
 
 
 def test_the_result_cache_key_is_the_documented_one(snapshot: Snapshot) -> None:
-    """The key answers are stored under (also in Redis, shared by replicas): version ``score-v2``
-    (sealed answers with the recent-activity fields; v1 keys are left to replicas of the version
+    """The key answers are stored under (also in Redis, shared by replicas): version ``score-v3``
+    (sealed answers with coverage and port hours; v2 keys are left to replicas of the version
     before), the request without its reference, departure at the start of its hour, defaults resolved."""
     settings = Settings(log_format="json")
     cache = InProcessCache(100)
@@ -97,7 +97,7 @@ def test_the_result_cache_key_is_the_documented_one(snapshot: Snapshot) -> None:
         live_max_age_s=int(settings.border_live_max_age_minutes * 60),
         crossing_match_km=settings.crossing_match_km,
     )
-    digest = hashlib.sha256(b"score-v2")
+    digest = hashlib.sha256(b"score-v3")
     digest.update(f"|{snapshot.layer.version}|-|{options}|".encode())
     digest.update(canonical.SerializeToString(deterministic=True))
     assert cache.get("score:" + digest.hexdigest()) is not None
