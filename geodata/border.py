@@ -21,7 +21,7 @@ from shapely.geometry import LineString, Polygon, shape
 
 from geodata.errors import InputError, Violation
 from geodata.geometry import haversine_km
-from geodata.port_hours import UNKNOWN_HOURS, PortHours, from_cbp, parse_span, weekly
+from geodata.port_hours import UNKNOWN_HOURS, PortHours, from_cbp, parse_cbp, parse_span, weekly
 from geodata.route import RoutePath
 from geodata.timezones import hour_of_week, utc_offset_seconds
 
@@ -229,22 +229,23 @@ def check_observations(observations: list[WaitObservation], ports: set[str], now
             )
         if obs.lanes_open < 0:
             bad.append(Violation(f"{where}.lanes_open", f"lanes_open {obs.lanes_open} is negative"))
+        if obs.hours:
+            try:
+                parse_cbp(obs.hours)
+            except ValueError as exc:
+                bad.append(Violation(f"{where}.hours", f"hours {obs.hours[:60]!r}: {exc}"))
     if bad:
         raise InputError(bad)
 
 
 def _ports_with_feed_hours(ports: tuple[Port, ...], observations: list[WaitObservation]) -> tuple[Port, ...]:
-    """The ports, with the hours a CBP feed gives where they differ from those held (a text
-    that does not parse leaves the hours held: a feed's typo must not open a port at night)."""
+    """The ports, with the hours a CBP feed gives where they differ from those held."""
     texts = {obs.port_number: obs for obs in observations if obs.hours}
     out = []
     for port in ports:
         obs = texts.get(port.port_number)
-        if obs is not None:
-            try:
-                hours = from_cbp(obs.hours, f"CBP feed {_day(obs.observed_at_s)}: {obs.hours}")
-            except ValueError:
-                hours = port.hours
+        if obs is not None:  # checked by check_observations: the text parses
+            hours = from_cbp(obs.hours, f"CBP feed {_day(obs.observed_at_s)}: {obs.hours}")
             if hours.intervals != port.hours.intervals:
                 port = replace(port, hours=hours)
         out.append(port)

@@ -137,7 +137,10 @@ def test_jsonl_batch_scores_exactly_as_score_does(tmp_path, server_process):
     by_id = {r["id"]: r for r in records}
     direct = direct_scores(address, ROWS)
     for load_id, answer in direct.items():
-        assert by_id[load_id]["score"] == answer.score  # exact: JSONL keeps full precision
+        # exact: JSONL keeps full precision; a route mostly outside the data's coverage has no score
+        not_covered = answer.level == pb.RISK_LEVEL_NOT_COVERED
+        assert by_id[load_id]["score"] == (None if not_covered else answer.score)
+        assert by_id[load_id]["coverage"] == answer.covered_fraction
         assert by_id[load_id]["error"] is None
     assert by_id["geo"]["crossing"] == "Otay Mesa" and by_id["geo"]["error"] is None
     assert by_id["too-early"]["error"].startswith("at: departure 1999")

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import h3.api.basic_int as h3i
+import numpy as np
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from geodata import polyline_check
 from geodata import route as routes
 from geodata.errors import InputError, InvalidRequestError, Violation
 from geodata.layers import RiskLayer
@@ -63,8 +65,9 @@ WAIT_SOURCE_ENUM = {
 DIRECTION_ENUM = {"northbound": pb.CROSSING_DIRECTION_NORTHBOUND, "southbound": pb.CROSSING_DIRECTION_SOUTHBOUND}
 
 
-def parse_route(route: pb.Route, max_points: int) -> routes.RoutePath:
-    """Decode whichever geometry the request carries."""
+def parse_route(route: pb.Route, max_points: int, coverage: np.ndarray | None = None) -> routes.RoutePath:
+    """Decode whichever geometry the request carries; an encoded polyline plainly of the other
+    precision (out of range, or outside ``coverage`` where the other lies inside) is refused."""
     kind = route.WhichOneof("geometry")
     if kind == "line":
         points = route.line.points
@@ -72,10 +75,22 @@ def parse_route(route: pb.Route, max_points: int) -> routes.RoutePath:
         lngs = [p.longitude for p in points]
         return routes.from_points(lats, lngs, field="route.line.points", max_points=max_points)
     if kind == "encoded_polyline":
-        return routes.from_polyline(route.encoded_polyline, precision=5, max_points=max_points)
+        return polyline_check.decode(
+            route.encoded_polyline,
+            precision=5,
+            field="route.encoded_polyline",
+            other_field="encoded_polyline6",
+            max_points=max_points,
+            coverage=coverage,
+        )
     if kind == "encoded_polyline6":
-        return routes.from_polyline(
-            route.encoded_polyline6, precision=6, field="route.encoded_polyline6", max_points=max_points
+        return polyline_check.decode(
+            route.encoded_polyline6,
+            precision=6,
+            field="route.encoded_polyline6",
+            other_field="encoded_polyline",
+            max_points=max_points,
+            coverage=coverage,
         )
     if kind == "geojson":
         return routes.from_geojson(route.geojson, max_points=max_points)
@@ -137,11 +152,13 @@ def parse_score_request(
     default_speed_kmh: float,
     max_points: int,
     identity: ScoreIdentity | None = None,
+    coverage: np.ndarray | None = None,
 ) -> ScoreQuery:
     """Validate a request into a :class:`ScoreQuery`, reporting every bad field together; the
-    scalar fields come from ``identity`` when it was computed already."""
+    scalar fields come from ``identity`` when it was computed already; ``coverage`` (the layer's)
+    catches a polyline of the wrong precision."""
     violations: list[Violation] = []
-    path = _collect(violations, lambda: parse_route(request.route, max_points))
+    path = _collect(violations, lambda: parse_route(request.route, max_points, coverage))
     if identity is not None:
         departure_s: int | None = identity.departure_s
         speed: float | None = identity.speed_kmh

@@ -117,6 +117,7 @@ class ScoreHandler:
             default_speed_kmh=settings.default_speed_kmh,
             max_points=settings.max_route_points,
             identity=identity,
+            coverage=snapshot.layer.coverage,
         )
         if identity is None:  # not reached: parse_score_request raised on the same bad fields
             identity = convert.score_identity(
