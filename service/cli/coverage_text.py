@@ -7,6 +7,7 @@ number (``0.0`` reads as "safe"), and any route not fully covered gets a warning
 
 from __future__ import annotations
 
+import math
 import sys
 from datetime import UTC
 
@@ -30,8 +31,11 @@ def score_cell(r: pb.ScoreRouteResponse) -> str:
 
 
 def coverage_cell(r: pb.ScoreRouteResponse) -> str:
-    """Share of the route inside coverage, e.g. ``100%`` or ``19%``."""
-    return f"{r.covered_fraction:.0%}"
+    """Share of the route inside coverage, e.g. ``100%``, ``99.5%`` or ``19.5%``: rounded down, so
+    a route not fully inside never shows 100%."""
+    if r.covered_fraction >= 1.0:
+        return "100%"
+    return f"{math.floor(r.covered_fraction * 1000) / 10:.1f}%"
 
 
 def stretches_text(r: pb.ScoreRouteResponse, limit: int = 5) -> str:
@@ -51,7 +55,7 @@ def coverage_warning(r: pb.ScoreRouteResponse, label: str = "the route") -> str 
         else "its score covers only the covered part"
     )
     return (
-        f"warning: only {r.covered_fraction:.0%} of {label} lies inside the layer's data coverage; "
+        f"warning: only {coverage_cell(r)} of {label} lies inside the layer's data coverage; "
         f"{what}; not covered: {stretches_text(r)}"
     )
 

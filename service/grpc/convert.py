@@ -542,7 +542,12 @@ def crossings_response(
 
 def option(response: pb.ScoreRouteResponse) -> compare.Option:
     """A scored route as an alternative to rank: its score, duration (h) and 'via <port>'."""
-    return compare.Option(response.score, response.duration.ToTimedelta().total_seconds() / 3600, _via(response))
+    return compare.Option(
+        response.score,
+        response.duration.ToTimedelta().total_seconds() / 3600,
+        _via(response),
+        covered=response.level != pb.RISK_LEVEL_NOT_COVERED,
+    )
 
 
 def _via(response: pb.ScoreRouteResponse) -> str:
