@@ -63,10 +63,12 @@ def of_geojson(document: Any, resolution: int, where: str = "coverage") -> np.nd
 
 
 def of_shapes(parts: list[BaseGeometry], resolution: int) -> np.ndarray:
-    """Coverage of polygons (WGS84 longitude/latitude); anything else in ``parts`` is skipped."""
+    """Coverage of polygons (WGS84 longitude/latitude); anything else in ``parts`` is skipped. Each
+    polygon of a MultiPolygon counts on its own, so a small island is not lost beside a big part."""
     cells: list[int] = []
-    for part in parts:
-        if not isinstance(part, shapely.Polygon | shapely.MultiPolygon) or part.is_empty:
+    polygons = [p for part in parts for p in shapely.get_parts(part).tolist()]
+    for part in polygons:
+        if not isinstance(part, shapely.Polygon) or part.is_empty:
             continue
         found = h3i.h3shape_to_cells(h3.geo_to_h3shape(part), resolution)
         if not found:
