@@ -120,13 +120,12 @@ def profile(peak: float, open_h: int, close_h: int) -> list[float]:
 
 def _closed_hours_filled(values: list[float | None]) -> list[float]:
     """Each closed hour (None) gets the value of the next open hour, round the week."""
-    filled = list(values)
-    following = next(v for v in reversed(values * 2) if v is not None)  # the week's first open value
-    for i in range(len(filled) - 1, -1, -1):
-        if filled[i] is None:
-            filled[i] = following
-        following = filled[i]
-    return [float(v) for v in filled if v is not None]
+    following = next(v for v in values if v is not None)  # the week's first open value, round the week
+    filled: list[float] = []
+    for value in reversed(values):
+        following = following if value is None else value
+        filled.append(following)
+    return filled[::-1]
 
 
 def build(data: Path) -> dict:
