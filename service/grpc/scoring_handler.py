@@ -55,7 +55,7 @@ class ScoreHandler:
         identity, alias, data = self._lookup(request, snapshot, now_s)
         if data is not None and identity is not None:
             shift_s = identity.departure_s - identity.scored_departure_s
-            return _finish(pb.ScoreRouteResponse.FromString(data), True, request, shift_s)
+            return self._finished(pb.ScoreRouteResponse.FromString(data), True, request, shift_s, snapshot, now_s)
         return self._compute(request, snapshot, now_s, identity, alias)
 
     def score_wire(
@@ -73,7 +73,7 @@ class ScoreHandler:
                 if request.reference:
                     return data + pb.ScoreRouteResponse(cached=True, reference=request.reference).SerializeToString()
                 return data + CACHED_TRUE
-            return _finish(pb.ScoreRouteResponse.FromString(data), True, request, shift_s)
+            return self._finished(pb.ScoreRouteResponse.FromString(data), True, request, shift_s, snapshot, now_s)
         return self._compute(request, snapshot, now_s, identity, alias)
 
     def _lookup(
@@ -145,7 +145,33 @@ class ScoreHandler:
             aliases.set(alias, key.encode(), self._results.ttl())
         # computed here: the response as built (compute runs only on a miss, so not cached)
         response = built[0] if built else pb.ScoreRouteResponse.FromString(data)
-        return _finish(response, cached, request, identity.departure_s - identity.scored_departure_s)
+        shift_s = identity.departure_s - identity.scored_departure_s
+        return self._finished(response, cached, request, shift_s, snapshot, now_s)
+
+    def _finished(
+        self,
+        response: pb.ScoreRouteResponse,
+        cached: bool,
+        request: pb.ScoreRouteRequest,
+        shift_s: int,
+        snapshot: Snapshot,
+        now_s: int,
+    ) -> pb.ScoreRouteResponse:
+        """The bucket's answer moved to the request's departure, unless the truck waits at a closed
+        port: the opening does not move with the departure, so shifting would misplace the wait by
+        the shift; that trip is scored at its exact departure instead (not cached: rare)."""
+        if not shift_s or not any(c.closed for c in response.crossings):
+            return _finish(response, cached, request, shift_s)
+        settings = self._settings
+        query = convert.parse_score_request(
+            request,
+            now_s=now_s,
+            default_speed_kmh=settings.default_speed_kmh,
+            max_points=settings.max_route_points,
+            coverage=snapshot.layer.coverage,
+        )
+        exact = score_route(query, snapshot.layer, snapshot.border, self._options)
+        return _finish(convert.score_response(exact), False, request, 0)
 
     def _alias(self, canonical: bytes, snapshot: Snapshot) -> str:
         """The canonical request under the layer and border versions it is answered with."""

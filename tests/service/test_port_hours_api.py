@@ -69,7 +69,7 @@ def test_a_truck_at_world_trade_bridge_at_night_waits_for_the_opening(hours_serv
         drive_s + crossing.expected_wait_minutes * 60, abs=1
     )
     assert response.arrival_time.ToDatetime(UTC) > OPENING
-    assert crossing.expected_incidents > 0
+    assert response.queue_expected_incidents == pytest.approx(crossing.expected_incidents)
     assert response.exposed_duration.ToTimedelta() >= timedelta(minutes=crossing.expected_wait_minutes)
     assert crossing.hours_source.startswith("CBP BWT bwtnew 2022-06-29")
 
@@ -170,3 +170,16 @@ def _stamp(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+def test_a_departure_inside_its_hour_bucket_waits_for_the_same_opening(hours_server):
+    """Departures are scored at the start of their hour and the answer shifted; a wait until a
+    fixed opening does not shift, so 02:20 and 02:00 both reach the lanes at 07:00, not 07:20."""
+    _, stub, _ = hours_server
+    at_two = stub.ScoreRoute(line_request(WTB_APPROACH, departure_time=_stamp(NIGHT)), timeout=60)
+    later = NIGHT + timedelta(minutes=20)
+    at_twenty_past = stub.ScoreRoute(line_request(WTB_APPROACH, departure_time=_stamp(later)), timeout=60)
+    first, second = at_two.crossings[0], at_twenty_past.crossings[0]
+    assert first.lanes_open_time == second.lanes_open_time
+    assert second.expected_wait_minutes == pytest.approx(first.expected_wait_minutes - 20, abs=1 / 60)
+    assert at_twenty_past.arrival_time.ToDatetime(UTC) == at_two.arrival_time.ToDatetime(UTC)

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from geodata.route import RoutePath
@@ -44,9 +45,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     calls: list[int] = []
     original = convert.parse_route
 
-    def counted(route: pb.Route, max_points: int) -> RoutePath:
+    def counted(route: pb.Route, max_points: int, coverage: np.ndarray | None = None) -> RoutePath:
         calls.append(1)
-        return original(route, max_points)
+        return original(route, max_points, coverage)
 
     monkeypatch.setattr(convert, "parse_route", counted)
     yield calls
