@@ -62,6 +62,8 @@ WAIT_SOURCE_ENUM = {
     "historical": pb.WAIT_SOURCE_HISTORICAL,
     "default": pb.WAIT_SOURCE_DEFAULT,
 }
+# encoded polyline fields: their precision, and the field a polyline of the other precision belongs in
+POLYLINES = {"encoded_polyline": (5, "encoded_polyline6"), "encoded_polyline6": (6, "encoded_polyline")}
 DIRECTION_ENUM = {"northbound": pb.CROSSING_DIRECTION_NORTHBOUND, "southbound": pb.CROSSING_DIRECTION_SOUTHBOUND}
 
 
@@ -74,21 +76,13 @@ def parse_route(route: pb.Route, max_points: int, coverage: np.ndarray | None = 
         lats = [p.latitude for p in points]
         lngs = [p.longitude for p in points]
         return routes.from_points(lats, lngs, field="route.line.points", max_points=max_points)
-    if kind == "encoded_polyline":
+    if kind in POLYLINES:
+        precision, other = POLYLINES[kind]
         return polyline_check.decode(
-            route.encoded_polyline,
-            precision=5,
-            field="route.encoded_polyline",
-            other_field="encoded_polyline6",
-            max_points=max_points,
-            coverage=coverage,
-        )
-    if kind == "encoded_polyline6":
-        return polyline_check.decode(
-            route.encoded_polyline6,
-            precision=6,
-            field="route.encoded_polyline6",
-            other_field="encoded_polyline",
+            getattr(route, kind),
+            precision=precision,
+            field=f"route.{kind}",
+            other_field=other,
             max_points=max_points,
             coverage=coverage,
         )

@@ -24,7 +24,7 @@ from service.config import Settings
 from service.grpc import convert
 from service.store.cache import Cache, InProcessCache, ResultCache
 from service.store.serving import Snapshot
-from service.usecases.scoring import ModelOptions, score_route
+from service.usecases.scoring import ModelOptions, ScoreQuery, score_route
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +111,7 @@ class ScoreHandler:
         """The full path: validate, then the result cache or the scoring itself."""
         settings = self._settings
         aliases = self._aliases
-        query = convert.parse_score_request(
-            request,
-            now_s=now_s,
-            default_speed_kmh=settings.default_speed_kmh,
-            max_points=settings.max_route_points,
-            identity=identity,
-            coverage=snapshot.layer.coverage,
-        )
+        query = self._parse(request, snapshot, now_s, identity)
         if identity is None:  # not reached: parse_score_request raised on the same bad fields
             identity = convert.score_identity(
                 request,
@@ -162,16 +155,25 @@ class ScoreHandler:
         the shift; that trip is scored at its exact departure instead (not cached: rare)."""
         if not shift_s or not any(c.closed for c in response.crossings):
             return _finish(response, cached, request, shift_s)
-        settings = self._settings
-        query = convert.parse_score_request(
+        exact = score_route(self._parse(request, snapshot, now_s), snapshot.layer, snapshot.border, self._options)
+        return _finish(convert.score_response(exact), False, request, 0)
+
+    def _parse(
+        self,
+        request: pb.ScoreRouteRequest,
+        snapshot: Snapshot,
+        now_s: int,
+        identity: convert.ScoreIdentity | None = None,
+    ) -> ScoreQuery:
+        """The validated request (the layer's coverage catches a polyline of the wrong precision)."""
+        return convert.parse_score_request(
             request,
             now_s=now_s,
-            default_speed_kmh=settings.default_speed_kmh,
-            max_points=settings.max_route_points,
+            default_speed_kmh=self._settings.default_speed_kmh,
+            max_points=self._settings.max_route_points,
+            identity=identity,
             coverage=snapshot.layer.coverage,
         )
-        exact = score_route(query, snapshot.layer, snapshot.border, self._options)
-        return _finish(convert.score_response(exact), False, request, 0)
 
     def _alias(self, canonical: bytes, snapshot: Snapshot) -> str:
         """The canonical request under the layer and border versions it is answered with."""

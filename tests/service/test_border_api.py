@@ -24,16 +24,13 @@ from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.geodata.cbp_seeded import parse_feed
 from tests.helpers.api import assert_invalid, line_request
 from tests.helpers.border import BORDER, CBP, FEED, NOON_CDT, laredo_waits, via
+from tests.helpers.servers import with_stubs
 
 
 @pytest.fixture(scope="module")
 def border_server_running():
-    settings = Settings(address="127.0.0.1:0")
-    running = start_server(settings)
-    load_data(running, settings)
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield running, pb_grpc.RouteRiskServiceStub(channel), admin_grpc.RouteRiskAdminServiceStub(channel)
-    running.stop(0)
+    with with_stubs() as servers:
+        yield servers
 
 
 @pytest.fixture()

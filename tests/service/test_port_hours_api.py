@@ -7,20 +7,16 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 import seeds
 from geodata.border import load_border_data
 from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
-from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
-from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.config import Settings
-from service.grpc.server import load_data, start_server
 from tests.helpers.api import assert_invalid, line_request
 from tests.helpers.border import BORDER, laredo_waits
+from tests.helpers.servers import with_stubs
 
 # Nuevo Laredo → World Trade Bridge (commercial lanes 07:00–24:00 on weekdays, CBP "7 am-Midnight")
 WTB_APPROACH = [(27.565, -99.57), (27.59, -99.542), (27.5973, -99.5371), (27.5994, -99.5333), (27.605, -99.52)]
@@ -32,12 +28,8 @@ UNKNOWN = "unknown: treated as open 24 h"
 
 @pytest.fixture(scope="module")
 def running_server():
-    settings = Settings(address="127.0.0.1:0")
-    running = start_server(settings)
-    load_data(running, settings)
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield running, pb_grpc.RouteRiskServiceStub(channel), admin_grpc.RouteRiskAdminServiceStub(channel)
-    running.stop(0)
+    with with_stubs() as servers:
+        yield servers
 
 
 @pytest.fixture()
