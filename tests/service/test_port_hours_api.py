@@ -175,3 +175,21 @@ def test_a_departure_inside_its_hour_bucket_waits_for_the_same_opening(hours_ser
     assert first.lanes_open_time == second.lanes_open_time
     assert second.expected_wait_minutes == pytest.approx(first.expected_wait_minutes - 20, abs=1 / 60)
     assert at_twenty_past.arrival_time.ToDatetime(UTC) == at_two.arrival_time.ToDatetime(UTC)
+
+
+def test_a_monitored_truck_approaching_a_closed_port_is_told_when_it_opens(hours_server):
+    _, stub, _ = hours_server
+    start = NIGHT.timestamp()
+    positions = [
+        pb.MonitorTripRequest(trip_id="night-at-wtb", speed_kmh=40.0, location=pb.LatLng(latitude=lat, longitude=lng))
+        for lat, lng in WTB_APPROACH[:3]
+    ]
+    for i, message in enumerate(positions):
+        message.time.FromSeconds(int(start) + 60 * i)
+    alerts = [a for r in stub.MonitorTrip(iter(positions), timeout=60) for a in r.alerts]
+    [approach] = [a for a in alerts if a.kind == pb.TRIP_ALERT_KIND_APPROACHING_CROSSING]
+    assert approach.port_number == "230404" and approach.crossing_closed
+    assert "CLOSED until 2025-03-12 12:00 UTC" in approach.reason
+    queue = laredo_waits(stub, OPENING)[pb.CROSSING_LANE_STANDARD].expected_wait_minutes
+    until_open = (OPENING.timestamp() - approach.time.seconds) / 60
+    assert approach.expected_wait_minutes == pytest.approx(until_open + queue, abs=1e-6)
