@@ -20,7 +20,7 @@ import shapely
 from shapely.geometry import LineString, Polygon, shape
 
 from geodata.errors import InputError, Violation
-from geodata.geometry import haversine_km
+from geodata.geometry import distance_to_arc_km
 from geodata.port_hours import UNKNOWN_HOURS, PortHours, from_cbp, parse_cbp, parse_span, weekly
 from geodata.route import RoutePath
 from geodata.timezones import hour_of_week, utc_offset_seconds
@@ -383,15 +383,14 @@ def detect_crossings(path: RoutePath, border: BorderData, max_port_km: float = 1
 
 
 def _port_at(path: RoutePath, index: int, border: BorderData, max_port_km: float) -> Port | None:
-    """The port nearest the segment that crosses, if one is within ``max_port_km``."""
+    """The port nearest the segment that crosses, if one is within ``max_port_km`` of it (the
+    distance to the segment itself, so a long segment is matched as the same line drawn densely)."""
     if not border.ports:
         return None
     lat = np.array([p.lat for p in border.ports])
     lng = np.array([p.lng for p in border.ports])
-    to_start = haversine_km(lat, lng, path.lat[index], path.lng[index])
-    to_end = haversine_km(lat, lng, path.lat[index + 1], path.lng[index + 1])
-    segment_km = float(haversine_km(path.lat[index], path.lng[index], path.lat[index + 1], path.lng[index + 1]))
-    # distance to the segment, approximated by the excess of the detour through the port
-    detour = (to_start + to_end - segment_km) / 2.0
-    best = int(np.argmin(detour))
-    return border.ports[best] if detour[best] <= max_port_km else None
+    start = (float(path.lat[index]), float(path.lng[index]))
+    end = (float(path.lat[index + 1]), float(path.lng[index + 1]))
+    distance = distance_to_arc_km(lat, lng, start, end)
+    best = int(np.argmin(distance))
+    return border.ports[best] if distance[best] <= max_port_km else None

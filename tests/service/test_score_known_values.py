@@ -664,11 +664,6 @@ def test_side_flips_less_than_5_km_apart_are_one_net_passage(score, layer, borde
     assert [c.direction for c in answer.crossings] == passages
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="geodata.border._port_at measures half the detour through the port, which for a long segment "
-    "is far below the distance to it: a 200 km segment crossing 40 km from a port is matched to it",
-)
 def test_a_long_crossing_segment_is_matched_like_the_same_line_drawn_densely(layer, border):
     lng = east_of(40.0)
     sparse = by_use_case(layer, border, [(BORDER_LAT - 0.9, lng), (BORDER_LAT + 0.9, lng)])
