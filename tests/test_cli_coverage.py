@@ -125,3 +125,14 @@ def test_layers_record_and_list_their_coverage(tmp_path):
     assert coverage["points"].startswith("point data")
     table = run_cli("layers", "list", "--layer-dir", str(store))
     assert "coverage" in table.stdout
+
+
+def test_crossings_list_shows_hours_and_when_closed_lanes_open(server_process):
+    address, _, _ = server_process
+    result = run_cli(
+        "crossings", "list", "--port", "230404", "--at", "2025-03-12T02:20:00-05:00",
+        "--server", address, env=WIDE,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Mon-Fri 07:00-24:00" in result.stdout
+    assert "closed until Wed 12:00 UTC" in result.stdout

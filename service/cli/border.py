@@ -18,6 +18,7 @@ from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service.cli import coverage_text
 from service.cli.common import (
     DEFAULT_SERVER,
     EXIT_BAD_INPUT,
@@ -141,18 +142,26 @@ def list_crossings(
         print_json(reply)
         return
     table = Table(title=f"Commercial ports of entry ({reply.border_data_version})")
-    for column in ("port", "crossing", "lane", "wait", "status", "open", "source", "age"):
+    for column in ("port", "crossing", "hours", "lane", "wait", "status", "open", "source", "age"):
         table.add_column(column)
     for crossing in reply.crossings:
         for wait in crossing.lane_waits:
             table.add_row(
                 f"{crossing.port_name} ({crossing.port_number})",
                 crossing.crossing_name,
+                _hours_cell(crossing),
                 pb.CrossingLane.Name(wait.lane).removeprefix("CROSSING_LANE_").lower(),
-                "CLOSED" if wait.closed else f"{wait.expected_wait_minutes:.0f} min",
+                coverage_text.wait_text(wait),
                 wait.operational_status or "-",
                 str(wait.lanes_open) if wait.HasField("observed_at") else "-",
                 pb.WaitSource.Name(wait.source).removeprefix("WAIT_SOURCE_").lower(),
                 f"{wait.age.ToTimedelta().total_seconds() / 60:.0f} min" if wait.HasField("age") else "-",
             )
     Console().print(table)
+
+
+def _hours_cell(crossing: pb.BorderCrossing) -> str:
+    """The commercial hours, and ``(unknown)`` when the server treats the port as open 24 h for
+    want of any."""
+    unknown = crossing.hours_source.startswith("unknown")
+    return f"{crossing.commercial_hours}{' (unknown)' if unknown else ''}" or "-"

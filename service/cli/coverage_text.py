@@ -66,8 +66,9 @@ def warn_coverage(r: pb.ScoreRouteResponse, label: str = "the route") -> None:
         print(message, file=sys.stderr)
 
 
-def wait_text(c: pb.CrossingPassage) -> str:
-    """``35 min``, or for lanes closed at arrival ``closed until 07:00 UTC, 305 min``."""
+def wait_text(c: pb.CrossingPassage | pb.LaneWait) -> str:
+    """``35 min``, or for lanes closed at arrival ``closed until Wed 12:00 UTC, 305 min``: the wait
+    counts the time until they open."""
     if c.closed and c.HasField("lanes_open_time"):
         opens = c.lanes_open_time.ToDatetime(UTC).strftime("%a %H:%M UTC")
         return f"closed until {opens}, {c.expected_wait_minutes:.0f} min"
