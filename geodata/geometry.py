@@ -35,7 +35,8 @@ def distance_to_arc_km(lat: ArrayLike, lng: ArrayLike, a: tuple[float, float], b
     else to the nearer end. Exact on the sphere, however long the arc."""
     points = to_xyz(np.atleast_1d(np.asarray(lat, dtype=np.float64)), np.atleast_1d(np.asarray(lng, dtype=np.float64)))
     ends = to_xyz(np.array([a[0], b[0]]), np.array([a[1], b[1]]))
-    to_ends = np.minimum(haversine_km(lat, lng, a[0], a[1]), haversine_km(lat, lng, b[0], b[1])).reshape(len(points))
+    to_ends: np.ndarray = np.minimum(haversine_km(lat, lng, a[0], a[1]), haversine_km(lat, lng, b[0], b[1]))
+    to_ends = to_ends.reshape(len(points))
     normal = np.cross(ends[0], ends[1])
     size = float(np.linalg.norm(normal))
     if size < 1e-12:  # the ends coincide (or are antipodal): only the ends are defined
