@@ -25,6 +25,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from geodata import h3x
 from geodata.errors import InputError, Violation
 from geodata.timezones import parent_cells
 
@@ -37,6 +38,8 @@ POINT_COVERAGE_RESOLUTION = 5
 POINT_COVERAGE_RINGS = 1
 # a route with less than this share of its length inside coverage gets no risk level
 MIN_COVERED_FRACTION = 0.5
+# points of a polyline looked at to tell whether it lies inside coverage at all
+MAX_SAMPLED_POINTS = 256
 
 _RES_SHIFT = np.uint64(52)
 _RES_MASK = np.uint64(0xF) << _RES_SHIFT
@@ -140,14 +143,15 @@ def of_route(coverage: np.ndarray | None, cells: np.ndarray, length_km: np.ndarr
 
 
 def points_inside(coverage: np.ndarray | None, lat: np.ndarray, lng: np.ndarray) -> float:
-    """Share of points inside ``coverage`` (1.0 when none is recorded); points must be valid
-    coordinates."""
-    if coverage is None or len(lat) == 0:
+    """Share of points inside ``coverage`` (1.0 when none is recorded), from at most
+    :data:`MAX_SAMPLED_POINTS` evenly spaced ones (a sanity check, not a measure: it runs on
+    every polyline request); points must be valid coordinates."""
+    if coverage is None or len(lat) == 0 or len(coverage) == 0:
         return 1.0
+    pick = np.unique(np.linspace(0, len(lat) - 1, min(len(lat), MAX_SAMPLED_POINTS)).astype(np.intp))
     res = int(((coverage & _RES_MASK) >> _RES_SHIFT).max())
-    cells = np.fromiter(
-        (h3i.latlng_to_cell(a, b, res) for a, b in zip(lat.tolist(), lng.tolist(), strict=True)), np.uint64, len(lat)
-    )
+    sample = zip(lat[pick].tolist(), lng[pick].tolist(), strict=True)
+    cells = np.fromiter((h3x.latlng_to_cell(a, b, res) for a, b in sample), np.uint64, len(pick))
     return float(covered(coverage, cells).mean())
 
 
