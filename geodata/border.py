@@ -180,7 +180,6 @@ class BorderData:
         observations, how many were not newer).
         """
         check_observations(observations, {p.port_number for p in self.ports}, now_s)
-        ports = _ports_with_feed_hours(self.ports, observations)
         held = dict(self.observations)
         accepted = []
         for obs in observations:
@@ -189,6 +188,7 @@ class BorderData:
                 held[key] = obs
                 accepted.append(obs)
         stale = len(observations) - len(accepted)
+        ports = _ports_with_feed_hours(self.ports, accepted)  # a replayed old feed changes no hours
         if ports != self.ports:
             return _versioned(replace(self, ports=ports, observations=held)), accepted, stale
         return (self.with_observations(held) if accepted else self), accepted, stale

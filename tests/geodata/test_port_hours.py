@@ -119,3 +119,12 @@ def test_default_profiles_hold_no_zero_for_closed_hours():
     # Wednesday 02:00 (closed) holds the queue of Wednesday 07:00 (the opening)
     assert standard[2 * 24 + 2] == standard[2 * 24 + 7]
     assert port.hours.opens_at(CDT, _at(2025, 3, 12, 2)) == _at(2025, 3, 12, 7)
+
+
+def test_hours_of_a_replayed_older_reading_change_nothing():
+    newer = WaitObservation("230404", "standard", 10.0, _at(2025, 3, 12, 12), hours="7 am-Midnight")
+    held, _, _ = BORDER.merged([newer], now_s=_at(2025, 3, 12, 13))
+    older = WaitObservation("230404", "standard", 15.0, _at(2025, 3, 12, 11), hours="10 am-6 pm")
+    after, accepted, stale = held.merged([older], now_s=_at(2025, 3, 12, 13))
+    assert (accepted, stale) == ([], 1)
+    assert after.port("230404").hours == held.port("230404").hours
