@@ -96,10 +96,11 @@ def _polygons(document: Any, where: str) -> list[BaseGeometry]:
     return [polygon]
 
 
-def of_points(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+def of_points(lat: np.ndarray, lng: np.ndarray, resolution: int = POINT_COVERAGE_RESOLUTION) -> np.ndarray:
     """The documented default for point data: the cells (resolution
-    :data:`POINT_COVERAGE_RESOLUTION`) holding an incident, and the ring around each."""
-    res = POINT_COVERAGE_RESOLUTION
+    :data:`POINT_COVERAGE_RESOLUTION`, or the layer's when coarser) holding an incident, and the
+    ring around each."""
+    res = min(POINT_COVERAGE_RESOLUTION, resolution)
     own = {h3i.latlng_to_cell(a, b, res) for a, b in zip(lat.tolist(), lng.tolist(), strict=True)}
     disks = {cell for centre in own for cell in h3i.grid_disk(centre, POINT_COVERAGE_RINGS)}
     return compacted(sorted(disks))

@@ -159,7 +159,7 @@ def _with_coverage(layer, coverage_file: Path | None, municipalities: Path | Non
     resolution = coverage.resolution_of(layer.resolution)
     area = coverage_file or municipalities
     if area is None:
-        cells = coverage.of_points(incidents.lat, incidents.lng)
+        cells = coverage.of_points(incidents.lat, incidents.lng, resolution)
         source = "point data: the incidents' resolution-5 cells and the ring around them"
     else:
         try:
