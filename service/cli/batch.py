@@ -59,6 +59,7 @@ OUTPUT_COLUMNS = (
     "id",
     "score",
     "level",
+    "coverage",
     "distance_km",
     "duration_h",
     "crossing",
@@ -325,9 +326,11 @@ class _Writer:
         record["error"] = row.error or None
         if response is not None:
             crossing = response.crossings[0] if response.crossings else None
+            # a route mostly outside the data has no score to show: blank, never 0
             record.update(
-                score=response.score,
+                score=None if response.level == pb.RISK_LEVEL_NOT_COVERED else response.score,
                 level=pb.RiskLevel.Name(response.level).removeprefix("RISK_LEVEL_").lower(),
+                coverage=response.covered_fraction,
                 distance_km=response.distance_km,
                 duration_h=response.duration.ToTimedelta().total_seconds() / 3600,
                 crossing=crossing.port_name if crossing else None,
@@ -339,7 +342,7 @@ class _Writer:
         if self._fmt is FileFormat.jsonl:
             self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             return
-        digits = {"score": 2, "distance_km": 1, "duration_h": 2, "wait_minutes": 0}
+        digits = {"score": 2, "coverage": 2, "distance_km": 1, "duration_h": 2, "wait_minutes": 0}
         self._write_csv(
             ""
             if record[c] is None
@@ -365,6 +368,7 @@ class _Writer:
 class _Tally:
     rows: int = 0
     bad: int = 0
+    partly_covered: int = 0  # scored rows not fully inside the layer's data coverage
 
 
 class _Batcher:
@@ -392,6 +396,7 @@ class _Batcher:
                     row.error = status_text(result.error, self._columns)
                 else:
                     response = result.response
+                    self.tally.partly_covered += bool(response.uncovered_stretches)
             if row.error:
                 self._report(row)
             self._writer.write(row, response)
@@ -521,5 +526,11 @@ def score_batch(
     if tally.bad > MAX_LISTED_ERRORS:
         print(f"... and {tally.bad - MAX_LISTED_ERRORS} more bad row(s)", file=sys.stderr)
     print(f"{tally.rows - tally.bad} of {tally.rows} row(s) scored; {tally.bad} bad", file=sys.stderr)
+    if tally.partly_covered:
+        print(
+            f"warning: {tally.partly_covered} route(s) lie partly or mostly outside the layer's data coverage "
+            "(the coverage column; level not_covered has no score)",
+            file=sys.stderr,
+        )
     if tally.bad:
         raise typer.Exit(EXIT_BAD_INPUT)

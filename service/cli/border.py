@@ -19,7 +19,7 @@ from routerisk.v1 import route_risk_admin_service_pb2 as admin_pb
 from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.cli import load_report
+from service.cli import coverage_text, load_report
 from service.cli.common import (
     DEFAULT_SERVER,
     EXIT_BAD_INPUT,
@@ -160,7 +160,7 @@ def list_crossings(
         print_json(reply)
         return
     table = Table(title=f"Commercial ports of entry ({reply.border_data_version})")
-    for column in ("port", "crossing", "lane", "wait", "status", "open", "source", "reading"):
+    for column in ("port", "crossing", "hours", "lane", "wait", "status", "open", "source", "reading"):
         table.add_column(column)
     for crossing in reply.crossings:
         for wait in crossing.lane_waits:
@@ -168,8 +168,9 @@ def list_crossings(
             table.add_row(
                 f"{crossing.port_name} ({crossing.port_number})",
                 crossing.crossing_name,
+                _hours_cell(crossing),
                 pb.CrossingLane.Name(wait.lane).removeprefix("CROSSING_LANE_").lower(),
-                "CLOSED" if wait.closed else f"{wait.expected_wait_minutes:.0f} min",
+                coverage_text.wait_text(wait),
                 wait.operational_status or "-",
                 str(wait.lanes_open) if live else "-",
                 pb.WaitSource.Name(wait.source).removeprefix("WAIT_SOURCE_").lower(),
@@ -211,3 +212,10 @@ def age_text(seconds: float) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60} h"
     return f"{minutes // (24 * 60)} d"
+
+
+def _hours_cell(crossing: pb.BorderCrossing) -> str:
+    """The commercial hours, and ``(unknown)`` when the server treats the port as open 24 h for
+    want of any."""
+    unknown = crossing.hours_source.startswith("unknown")
+    return f"{crossing.commercial_hours}{' (unknown)' if unknown else ''}" or "-"

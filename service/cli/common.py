@@ -125,7 +125,7 @@ def channel_to(server: str) -> Iterator[grpc.Channel]:
 def rpc_error(exc: grpc.RpcError, server: str) -> CliError:
     code = exc.code()
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return CliError(violations(exc) or exc.details(), EXIT_BAD_INPUT)
+        return CliError(_option_hint(violations(exc) or exc.details() or ""), EXIT_BAD_INPUT)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return CliError(f"server {server} is unreachable or not ready ({code.name}): {exc.details()}", EXIT_UNAVAILABLE)
     if code == grpc.StatusCode.NOT_FOUND:
@@ -133,6 +133,20 @@ def rpc_error(exc: grpc.RpcError, server: str) -> CliError:
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return CliError(f"{exc.details()} (set ROUTERISK_API_KEY)", EXIT_BAD_INPUT)
     return CliError(f"server {server} answered {code.name}: {exc.details()}")
+
+
+# the server's hint for a polyline of the wrong precision names the request field; here, the option
+_OPTION_HINTS = {
+    "did you mean encoded_polyline6": "did you mean --polyline6",
+    "did you mean encoded_polyline": "did you mean --polyline",
+}
+
+
+def _option_hint(text: str) -> str:
+    for field, option in _OPTION_HINTS.items():
+        if field in text:
+            return text.replace(field, option)
+    return text
 
 
 def violations(exc: grpc.RpcError) -> str:

@@ -23,7 +23,7 @@ from geodata import route as routes
 from geodata.cells import route_to_cells
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.cli import trip_map
+from service.cli import coverage_text, trip_map
 from service.cli.common import (
     DEFAULT_SERVER,
     EXIT_BAD_INPUT,
@@ -94,6 +94,7 @@ def build_trip_map(
 ) -> trip_map.TripMap:
     """Score the route and look up its cells: everything the map shows."""
     response = stub.ScoreRoute(request, timeout=timeout)
+    coverage_text.warn_coverage(response)
     chain = route_to_cells(path, response.resolution)
     ids, first = np.unique(chain.cells, return_index=True)
     order = np.argsort(first)
@@ -118,6 +119,7 @@ def build_trip_map(
             wait_minutes=c.expected_wait_minutes,
             wait_source=pb.WaitSource.Name(c.wait_source).removeprefix("WAIT_SOURCE_").lower(),
             closed=c.closed,
+            opens=c.lanes_open_time.ToDatetime().strftime("%a %H:%M UTC") if c.HasField("lanes_open_time") else "",
         )
         for c in response.crossings
     ]
@@ -141,7 +143,18 @@ def build_trip_map(
         crossings=crossings,
         facts=facts,
         synthetic=response.layer_synthetic,
+        uncovered=[uncovered_points(path, s.start_km, s.end_km) for s in response.uncovered_stretches],
+        covered_fraction=response.covered_fraction,
     )
+
+
+def uncovered_points(path: routes.RoutePath, start_km: float, end_km: float) -> list[tuple[float, float]]:
+    """The route's points from ``start_km`` to ``end_km`` (ends interpolated): one uncovered stretch."""
+    along = path.along_km
+    inner = np.flatnonzero((along > start_km) & (along < end_km))
+    km = np.concatenate([[start_km], along[inner], [end_km]])
+    lat, lng = np.interp(km, along, path.lat), np.interp(km, along, path.lng)
+    return list(zip(lat.tolist(), lng.tolist(), strict=True))
 
 
 @reports_errors

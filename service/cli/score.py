@@ -15,6 +15,7 @@ from rich.table import Table
 from geodata.route import RoutePath
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
+from service.cli import coverage_text
 from service.cli.common import (
     DEFAULT_SERVER,
     EXIT_BAD_INPUT,
@@ -59,6 +60,7 @@ def score(
     say([set_departure(request, departure, path)])
     with channel_to(server) as channel:
         response = pb_grpc.RouteRiskServiceStub(channel).ScoreRoute(request, timeout=timeout)
+    coverage_text.warn_coverage(response)
     if as_json:
         print_json(response)
     else:
@@ -100,11 +102,13 @@ def compare(
     request = pb.CompareRoutesRequest(risk_weight=risk_weight, alternatives=[a.request for a in alternatives])
     with channel_to(server) as channel:
         response = pb_grpc.RouteRiskServiceStub(channel).CompareRoutes(request, timeout=timeout)
+    for item in response.ranked:
+        coverage_text.warn_coverage(item.result, item.result.reference)
     if as_json:
         print_json(response)
         return
     table = Table(title="Alternatives, best first")
-    for column in ("rank", "#", "route", "score", "level", "duration", "crossing", "wait"):
+    for column in ("rank", "#", "route", "score", "level", "coverage", "duration", "crossing", "wait"):
         # the label is how a dispatcher finds the route: wrapped, never cut to an ellipsis
         table.add_column(column, overflow="fold" if column == "route" else "ellipsis")
     for item in response.ranked:
@@ -178,12 +182,24 @@ def departures(
     request.step.FromTimedelta(parse_duration(step, "--step"))
     with channel_to(server) as channel:
         response = pb_grpc.RouteRiskServiceStub(channel).SuggestDepartures(request, timeout=timeout)
+    if response.departures:
+        coverage_text.warn_coverage(response.departures[0].result)
     if as_json:
         print_json(response)
         return
     start, end = origin_zone(path), end_zone(path)
     table = Table(title=f"Departures, best first ({len(response.departures)} in the window)")
-    for column in ("rank", "depart (origin)", "arrive (destination)", "score", "level", "duration", "crossing", "wait"):
+    for column in (
+        "rank",
+        "depart (origin)",
+        "arrive (destination)",
+        "score",
+        "level",
+        "coverage",
+        "duration",
+        "crossing",
+        "wait",
+    ):
         table.add_column(column)
     for item in response.departures[:top]:
         r = item.result
@@ -194,14 +210,15 @@ def departures(
 
 
 def _result_cells(r: pb.ScoreRouteResponse) -> list[str]:
-    """score, level, duration, crossing and wait of one scored trip, as table cells."""
+    """score, level, coverage, duration, crossing and wait of one scored trip, as table cells."""
     crossing = r.crossings[0] if r.crossings else None
     return [
-        f"{r.score:.1f}",
-        pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_"),
+        coverage_text.score_cell(r),
+        coverage_text.level_text(r),
+        coverage_text.coverage_cell(r),
         hours_text(r.duration.ToTimedelta().total_seconds()),
         f"{crossing.port_name} ({crossing.crossing_name})" if crossing else "-",
-        f"{crossing.expected_wait_minutes:.0f} min" if crossing else "-",
+        coverage_text.wait_text(crossing) if crossing else "-",
     ]
 
 
@@ -209,9 +226,13 @@ def _print_report(r: pb.ScoreRouteResponse, path: RoutePath | None) -> None:
     """The summary, crossings, riskiest segments and hotspots; each time in the local time of
     the place it refers to (origin, destination, port, segment start, hotspot)."""
     out = Console()
-    level = pb.RiskLevel.Name(r.level).removeprefix("RISK_LEVEL_")
+    level = coverage_text.level_text(r)
     summary = Table(show_header=False, box=None)
-    summary.add_row("score", f"{r.score:.1f} / 100  ({level})")
+    if coverage_text.not_covered(r):
+        summary.add_row("score", f"n/a  ({level}: the route is mostly outside the layer's data)")
+    else:
+        summary.add_row("score", f"{r.score:.1f} / 100  ({level})")
+    summary.add_row("coverage", f"{coverage_text.coverage_cell(r)} of the route inside the layer's data")
     summary.add_row("expected incidents", f"{r.expected_incidents:.2e}  (probability {r.incident_probability:.4%})")
     summary.add_row("departure", f"{local_text(r.departure_time, origin_zone(path))}  (origin)")
     summary.add_row("arrival", f"{local_text(r.arrival_time, end_zone(path))}  (destination)")
@@ -231,7 +252,7 @@ def _print_report(r: pb.ScoreRouteResponse, path: RoutePath | None) -> None:
                 pb.CrossingDirection.Name(c.direction).removeprefix("CROSSING_DIRECTION_").lower(),
                 pb.CrossingLane.Name(c.lane).removeprefix("CROSSING_LANE_").lower(),
                 local_at(c.arrival_time, c.location.latitude, c.location.longitude),
-                "CLOSED" if c.closed else f"{c.expected_wait_minutes:.0f} min",
+                coverage_text.wait_text(c),
                 pb.WaitSource.Name(c.wait_source).removeprefix("WAIT_SOURCE_").lower(),
             )
         out.print(table)

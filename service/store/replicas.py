@@ -65,6 +65,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "operational_status": (str,),
     "lanes_open": (int,),
     "closed": (bool,),
+    # the port's CBP hours text (geodata/port_hours.py); absent from entries of older replicas
+    "hours": (str,),
 }
 _REQUIRED_FIELDS = ("port_number", "lane", "wait_minutes", "observed_at_s")
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 import seeds
+from geodata import coverage
 from geodata.adaptive import build_fitted_layer
 from geodata.border import BorderData, WaitObservation, load_border_data
 from geodata.ingest import read_incidents
 from geodata.layer_files import REASONS, LayerRejectedError
 from geodata.layer_store import LayerNotFoundError, LayerStore
-from geodata.layers import BuildParams, RiskLayer
+from geodata.layers import BuildParams, RiskLayer, with_coverage
 from service.config import Settings
 from service.store.replicas import SharedState
 from service.store.seed_layer import cached_seed_layer
@@ -148,9 +149,12 @@ def fit_seed_layer(resolution: int = 8) -> RiskLayer:
     (``routerisk layers build seeds/incidents_synthetic.csv --name seed --synthetic``: the fitted model)."""
     incidents, sources = read_incidents([seeds.INCIDENTS_CSV], resolution=resolution)
     inputs = [source.provenance() for source in sources]
-    return build_fitted_layer(
+    layer = build_fitted_layer(
         incidents, BuildParams(resolution=resolution), name="seed", synthetic=True, inputs=inputs
     )[0]
+    # calibrated to every Mexican state's totals: the seed data covers Mexico
+    area = coverage.read_cells_json(seeds.COVERAGE_CELLS_JSON, coverage.resolution_of(resolution))
+    return with_coverage(layer, area, "Mexico (the seed's SESNSP state totals; seeds/mexico_coverage.geojson)")
 
 
 def initial_layer(settings: Settings, shared: SharedState | None = None) -> RiskLayer:
@@ -178,7 +182,11 @@ def load_initial_snapshot(settings: Settings, shared: SharedState | None = None)
 def initial_border(settings: Settings) -> BorderData:
     """The seed ports and default profiles, overridden by historical profiles where configured."""
     return load_border_data(
-        seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, settings.border_profiles_path
+        seeds.PORTS_CSV,
+        seeds.BOUNDARY_GEOJSON,
+        seeds.WAIT_PROFILES_JSON,
+        settings.border_profiles_path,
+        port_hours_csv=seeds.PORT_HOURS_CSV,
     )
 
 

@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 import h3.api.basic_int as h3i
@@ -297,7 +298,8 @@ class TripState:
         wait = env.border.expected_wait(port, self.thresholds.lane, int(p.time_s), env.live_max_age_s)
         minutes = wait.minutes
         if wait.closed:
-            severity, state = "high", "commercial lanes CLOSED"
+            opens = f" until {_utc_text(wait.opens_at_s)}" if wait.opens_at_s else ""
+            severity, state = "high", f"commercial lanes CLOSED{opens} (expected wait {minutes:.0f} min)"
         else:
             severity = "moderate" if minutes >= 60 else "low"
             state = f"expected {self.thresholds.lane} wait {minutes:.0f} min ({wait.source})"
@@ -314,6 +316,11 @@ class TripState:
                 closed=wait.closed,
             )
         ]
+
+
+def _utc_text(epoch_s: int) -> str:
+    """``2025-03-12 13:00 UTC``: when a closed port opens, in an alert's message."""
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class _AlertExtras(TypedDict, total=False):
