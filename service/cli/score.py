@@ -188,7 +188,8 @@ def departures(
         print_json(response)
         return
     start, end = origin_zone(path), end_zone(path)
-    table = Table(title=f"Departures, best first ({len(response.departures)} in the window)")
+    zones = ", ".join(dict.fromkeys(z.key for z in (start, end) if z is not None)) or "UTC"
+    table = Table(title=f"Departures, best first ({len(response.departures)} in the window; times {zones})")
     for column in (
         "rank",
         "depart (origin)",

@@ -152,11 +152,21 @@ class ScoreHandler:
     ) -> pb.ScoreRouteResponse:
         """The bucket's answer moved to the request's departure, unless the truck waits at a closed
         port: the opening does not move with the departure, so shifting would misplace the wait by
-        the shift; that trip is scored at its exact departure instead (not cached: rare)."""
+        the shift; that trip is scored at its exact departure instead, cached under that departure."""
         if not shift_s or not any(c.closed for c in response.crossings):
             return _finish(response, cached, request, shift_s)
-        exact = score_route(self._parse(request, snapshot, now_s), snapshot.layer, snapshot.border, self._options)
-        return _finish(convert.score_response(exact), False, request, 0)
+        exact = convert.score_identity(
+            request, now_s=now_s, default_speed_kmh=self._settings.default_speed_kmh, bucket_s=0
+        )
+        key = self._cache_key(exact.canonical, snapshot, True)
+
+        def compute() -> bytes:
+            query = self._parse(request, snapshot, now_s)
+            result = score_route(query, snapshot.layer, snapshot.border, self._options)
+            return convert.score_response(result).SerializeToString()
+
+        data, hit = self._results.get_or_compute(key, compute)
+        return _finish(pb.ScoreRouteResponse.FromString(data), hit, request, 0)
 
     def _parse(
         self,
