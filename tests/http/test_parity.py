@@ -122,3 +122,40 @@ def test_the_json_is_the_canonical_proto3_mapping(connect):
     assert body["duration"].endswith("s")
     parsed = json_format.ParseDict(body, pb.ScoreRouteResponse())
     assert json_format.MessageToDict(parsed) == body
+
+
+def test_grpc_web_and_connect_binary_give_the_same_answer(grpc_stub, connect):
+    """gRPC-Web (what browser gRPC clients send) and Connect with the binary codec, on the same port."""
+    request = _score(reference="web")
+    expected = _without_cached(grpc_stub.ScoreRoute(request, timeout=60))
+    path = "/routerisk.v1.RouteRiskService/ScoreRoute"
+    payload = request.SerializeToString()
+    web = connect.client.post(
+        path,
+        content=b"\x00" + len(payload).to_bytes(4, "big") + payload,
+        headers={"content-type": "application/grpc-web+proto"},
+    )
+    assert web.status_code == 200
+    frame = web.content
+    size = int.from_bytes(frame[1:5], "big")
+    assert frame[0] == 0
+    assert _without_cached(pb.ScoreRouteResponse.FromString(frame[5 : 5 + size])) == expected
+    trailer = frame[5 + size :]
+    assert trailer[0] == 0x80 and b"grpc-status: 0\r\n" in trailer
+    binary = connect.client.post(path, content=payload, headers={"content-type": "application/proto"})
+    assert binary.status_code == 200
+    assert _without_cached(pb.ScoreRouteResponse.FromString(binary.content)) == expected
+
+
+def test_a_grpc_web_error_carries_the_grpc_status(connect):
+    payload = pb.ScoreRouteRequest().SerializeToString()
+    web = connect.client.post(
+        "/routerisk.v1.RouteRiskService/ScoreRoute",
+        content=b"\x00" + len(payload).to_bytes(4, "big") + payload,
+        headers={"content-type": "application/grpc-web+proto"},
+    )
+    assert web.status_code == 200
+    assert web.content[0] == 0x80  # the trailer frame alone: the status and its BadRequest, as over gRPC
+    trailer = web.content[5:].decode("latin-1")
+    assert "grpc-status: 3\r\n" in trailer  # INVALID_ARGUMENT
+    assert "grpc-status-details-bin: " in trailer
