@@ -8,14 +8,19 @@ validation does; a body that is not JSON, not an object or not UTF-8 is ``invali
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TypeVar
 
+from connectrpc.code import Code
 from connectrpc.codec import Codec
+from connectrpc.errors import ConnectError
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from service.http.errors import invalid
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 
@@ -54,7 +59,11 @@ class StrictJSONCodec(Codec[Message, Message]):
         return "json"
 
     def encode(self, message: Message) -> bytes:
-        return json_format.MessageToJson(message, indent=None).encode()
+        try:
+            return json_format.MessageToJson(message, indent=None).encode()
+        except json_format.Error:  # a time outside what proto3 JSON can write (binary carries it)
+            log.error("answer has no proto3 JSON form", extra={"message_type": message.DESCRIPTOR.full_name})
+            raise ConnectError(Code.INTERNAL, "the answer has no JSON form; ask in application/proto") from None
 
     def decode(self, data: bytes | bytearray, message_class: type[M]) -> M:
         message = message_class()
