@@ -27,7 +27,6 @@ from service.cli.common import (
     SpeedKmh,
     Timeout,
     channel_to,
-    hours_text,
     parse_duration,
     print_json,
     read_route,
@@ -35,6 +34,7 @@ from service.cli.common import (
     request_options,
     set_line,
 )
+from service.render.trip_map import hours_text
 
 
 @reports_errors
