@@ -10,12 +10,14 @@ what the Connect library would leave to chance or answer without a body.
   the event loop, so a slow client holds no thread and no API slot meanwhile);
 - gRPC proper (``application/grpc``) where the server cannot send trailers (HTTP/1.1):
   415 with a Connect error saying to use gRPC-Web, Connect or the gRPC port;
-- ``GET /healthz``: 200 while the server has data to serve, 503 before (the HTTP probes).
+- ``GET /healthz``: 200 while the server has data to serve, 503 before (the HTTP probes);
+- ``GET /``: the dispatcher page, and ``POST /ui/map`` the map it shows (:mod:`service.http.page`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +26,8 @@ from typing import Any
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
+
+from service.http.page import HTML, MAP_PATH, PAGE, MapDrawer, logged
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -46,9 +50,38 @@ class BodyLimits:
     timeout_s: float
 
 
+# the HTTP status of each Connect code (the Connect protocol's table), for answers written here
+HTTP_STATUS = {
+    Code.CANCELED: 499,
+    Code.INVALID_ARGUMENT: 400,
+    Code.FAILED_PRECONDITION: 400,
+    Code.OUT_OF_RANGE: 400,
+    Code.UNAUTHENTICATED: 401,
+    Code.PERMISSION_DENIED: 403,
+    Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409,
+    Code.ABORTED: 409,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.UNIMPLEMENTED: 501,
+    Code.UNAVAILABLE: 503,
+    Code.DEADLINE_EXCEEDED: 504,
+}
+
+
 def error_body(code: Code, message: str) -> bytes:
     """A Connect error as JSON (what the library writes for errors raised by handlers)."""
     return json.dumps({"code": code.value, "message": message}).encode()
+
+
+def error_response(error: ConnectError) -> tuple[int, bytes]:
+    """A Connect error as the library answers it: its status, and JSON with its details."""
+    data: dict[str, Any] = {"code": error.code.value, "message": error.message}
+    if error.details:
+        data["details"] = [
+            {"type": d.type_name, "value": base64.b64encode(d.message_bytes).decode().rstrip("=")}
+            for d in error.details
+        ]
+    return HTTP_STATUS.get(error.code, 500), json.dumps(data).encode()
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -84,6 +117,16 @@ class _GuardedBody:
             self._body_done = not message.get("more_body", False)
         return message
 
+    async def body(self) -> bytes:
+        """The whole body, read through :meth:`receive` (its size limit and timeout)."""
+        chunks = []
+        while not self._body_done:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectError(Code.CANCELED, "the client went away")
+            chunks.append(message.get("body", b""))
+        return b"".join(chunks)
+
     async def send(self, message: Message) -> None:
         if self.too_large and message["type"] == "http.response.start":
             message = {**message, "status": 413}
@@ -94,8 +137,14 @@ class HttpApp:
     """Routes ``/<service>/<method>`` to the service's Connect application, through the guard."""
 
     def __init__(
-        self, services: Mapping[str, AsgiApp], methods: frozenset[str], limits: BodyLimits, ready: Callable[[], bool]
+        self,
+        services: Mapping[str, AsgiApp],
+        methods: frozenset[str],
+        limits: BodyLimits,
+        ready: Callable[[], bool],
+        drawer: MapDrawer,
     ) -> None:
+        self._drawer = drawer
         self._services = dict(services)
         self._methods = methods
         self._limits = limits
@@ -110,6 +159,12 @@ class HttpApp:
             status = b"SERVING" if ready else b"NOT_SERVING"
             await respond(send, 200 if ready else 503, b'{"status":"' + status + b'"}')
             return
+        if path == "/" and scope["method"] in ("GET", "HEAD"):
+            await respond(send, 200, PAGE, [(b"content-type", HTML.encode()), (b"cache-control", b"no-cache")])
+            return
+        if path == MAP_PATH and scope["method"] == "POST":
+            await self._map(scope, receive, send)
+            return
         service, _, _ = path.lstrip("/").partition("/")
         app = self._services.get(service)
         if app is None or path not in self._methods:
@@ -121,6 +176,27 @@ class HttpApp:
             return
         guard = _GuardedBody(receive, send, self._limits)
         await app(scope, guard.receive, guard.send)
+
+    async def _map(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The dispatcher page's map: its body read under the same limits, its errors as the API's."""
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await respond(send, *refusal)
+            return
+        guard = _GuardedBody(receive, send, self._limits)
+        headers = dict(scope.get("headers") or ())
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+
+        async def work() -> str:
+            return await self._drawer.draw(await guard.body(), authorization)
+
+        try:
+            page = await logged("DispatcherMap", work)
+        except ConnectError as error:
+            status, body = error_response(error)
+            await respond(send, 413 if guard.too_large else status, body)
+            return
+        await respond(send, 200, page.encode(), [(b"content-type", HTML.encode())])
 
     def _refusal(self, scope: Scope) -> tuple[int, bytes] | None:
         """What is refused before the library sees the call: an announced oversized body, gRPC without trailers."""

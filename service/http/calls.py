@@ -155,7 +155,8 @@ class Runner:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    async def run(self, handler: Callable[[], T], ctx: RequestContext[Any, Any]) -> T:
+    async def run(self, handler: Callable[[], T], method: str, timeout_ms: float | None) -> T:
+        """``handler`` on a thread under the limits; ``timeout_ms``: what remains of the caller's deadline."""
         limits = self._limits
         slots = limits._slots
         if slots is not None and not slots.try_acquire():
@@ -163,8 +164,7 @@ class Runner:
         try:
             if limits._rate > 0 and not limits._bucket(TENANT.get()).take():
                 raise ConnectError(Code.RESOURCE_EXHAUSTED, f"rate limit of {limits._rate:g}/s exceeded; retry later")
-            remaining = ctx.timeout_ms
-            budget = limits._cap if remaining is None else min(remaining / 1000, limits._cap)
+            budget = limits._cap if timeout_ms is None else min(timeout_ms / 1000, limits._cap)
             deadline = time.monotonic() + budget
             future = self._pool.submit(contextvars.copy_context().run, _with_deadline, handler, deadline)
         except BaseException:
@@ -173,7 +173,7 @@ class Runner:
             raise
         if slots is not None:  # given back when the handler ends, or when it is cancelled before it started
             future.add_done_callback(lambda _done: slots.release())
-        return await _result(future, ctx.method.name)
+        return await _result(future, method)
 
 
 def _with_deadline(handler: Callable[[], T], deadline: float) -> T:

@@ -25,9 +25,11 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 from service.config import Settings
 from service.grpc.auth import ApiKey, AuthInterceptor
 from service.grpc.limits import LimitsInterceptor
+from service.grpc.servicer import RouteRiskServicer
 from service.http.app import BodyLimits, HttpApp
 from service.http.calls import Authenticate, CallLog, Runner
 from service.http.codec import CODECS
+from service.http.page import MapDrawer
 from service.http.services import RouteRiskAdminConnect, RouteRiskConnect
 from service.store.cache import Cache
 from service.store.serving import ServingState
@@ -59,10 +61,12 @@ def build_app(
 ) -> HttpApp:
     """The ASGI application over the gRPC server's own state, cache, trips and keys (and, through
     ``runner``, its limits)."""
-    interceptors = (CallLog(), Authenticate(AuthInterceptor(keys), bool(keys)))
+    auth = AuthInterceptor(keys)
+    interceptors = (CallLog(), Authenticate(auth, bool(keys)))
+    servicer = RouteRiskServicer(state, settings, cache, trips)
     max_bytes = settings.http_max_body_bytes
     api = pb_connect.RouteRiskServiceASGIApplication(
-        RouteRiskConnect(state, settings, cache, trips, runner),
+        RouteRiskConnect(servicer, runner),
         interceptors=interceptors,
         codecs=CODECS,
         read_max_bytes=max_bytes,
@@ -81,6 +85,7 @@ def build_app(
         methods,
         BodyLimits(settings.http_max_body_bytes, settings.http_body_timeout_seconds),
         ready=lambda: state.snapshot is not None,
+        drawer=MapDrawer(servicer, settings.max_route_points, auth, bool(keys), runner),
     )
 
 

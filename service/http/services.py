@@ -26,9 +26,7 @@ from service.config import Settings
 from service.grpc.admin_servicer import RouteRiskAdminServicer
 from service.grpc.servicer import RouteRiskServicer
 from service.http.calls import Runner
-from service.store.cache import Cache
 from service.store.serving import ServingState
-from service.usecases.trip_monitor import TripStore
 
 R = TypeVar("R", bound=Message)
 Ctx = RequestContext[Any, Any]
@@ -47,12 +45,12 @@ def body_of(servicer: object, name: str) -> Callable[[Any], Any]:
 class RouteRiskConnect:
     """routerisk.v1.RouteRiskService over Connect (the generated ``RouteRiskService`` protocol)."""
 
-    def __init__(self, state: ServingState, settings: Settings, cache: Cache, trips: TripStore, runner: Runner) -> None:
+    def __init__(self, servicer: RouteRiskServicer, runner: Runner) -> None:
         self._runner = runner
-        self._servicer = RouteRiskServicer(state, settings, cache, trips)
+        self._servicer = servicer
 
     async def _call(self, name: str, request: Message, ctx: Ctx) -> Any:
-        return await self._runner.run(partial(body_of(self._servicer, name), request), ctx)
+        return await self._runner.run(partial(body_of(self._servicer, name), request), ctx.method.name, ctx.timeout_ms)
 
     async def score_route(self, request: pb.ScoreRouteRequest, ctx: Ctx) -> pb.ScoreRouteResponse:
         return await self._call("ScoreRoute", request, ctx)
@@ -101,4 +99,5 @@ class RouteRiskAdminConnect:
     async def load_border_observations(
         self, request: admin_pb.LoadBorderObservationsRequest, ctx: Ctx
     ) -> admin_pb.LoadBorderObservationsResponse:
-        return await self._runner.run(partial(body_of(self._servicer, "LoadBorderObservations"), request), ctx)
+        body = partial(body_of(self._servicer, "LoadBorderObservations"), request)
+        return await self._runner.run(body, ctx.method.name, ctx.timeout_ms)
