@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="largest request body on the HTTP port (413 past it, unread)"
     )
+    http_max_connections: int = Field(
+        1000, ge=1, description="connections the HTTP port holds at once (503 past it: slow clients cannot pile up)"
+    )
     http_body_timeout_seconds: float = Field(
         10.0, gt=0, description="time a request body may take to arrive on the HTTP port (deadline_exceeded past it)"
     )

@@ -110,6 +110,9 @@ def start_http(
         log_config=None,  # the process's JSON logging applies
         access_log=False,  # one "rpc" line per call comes from service.http.calls instead
         timeout_graceful_shutdown=max(round(settings.grace_seconds), 1),
+        # connections and calls held at once: a client that trickles its headers holds a connection
+        # (uvicorn has no header timeout), so many of them get 503 here instead of piling up
+        limit_concurrency=settings.http_max_connections,
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
         ssl_ca_certs=settings.tls_client_ca_file,

@@ -103,3 +103,25 @@ def test_a_deadline_that_passes_mid_batch_is_deadline_exceeded(connect):
 def test_a_bad_timeout_header_is_invalid_argument(connect):
     answer = connect.call("ListBorderCrossings", {}, {"connect-timeout-ms": "soon"})
     assert (answer.status, answer.code) == (400, "invalid_argument")
+
+
+def test_the_concurrency_cap_is_shared_busy_is_429_over_http_and_resource_exhausted_over_grpc():
+    """The cap counts calls over both transports: with its one slot held, both refuse at once."""
+    running = serving(http_address="127.0.0.1:0", max_concurrent_rpcs=1)
+    try:
+        assert running.http is not None
+        slots = running.http.runner._limits._slots  # the gRPC server's own slots, handed to the HTTP port
+        assert slots is not None and slots.try_acquire()  # a call in flight, as far as the cap knows
+        client = Connect(f"http://127.0.0.1:{running.http.port}")
+        busy = client.call("ListBorderCrossings", {})
+        assert (busy.status, busy.code) == (429, "resource_exhausted")
+        assert "server busy" in busy.body["message"]
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            with pytest.raises(grpc.RpcError) as caught:
+                pb_grpc.RouteRiskServiceStub(channel).ListBorderCrossings(pb.ListBorderCrossingsRequest(), timeout=30)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        slots.release()
+        assert client.call("ListBorderCrossings", {}).status == 200  # and the slot freed serves again
+        client.client.close()
+    finally:
+        running.stop(0)
