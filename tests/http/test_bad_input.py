@@ -90,13 +90,7 @@ def test_a_method_that_does_not_exist_is_404_with_a_connect_error(base, path):
 
 def test_a_body_announced_over_the_limit_is_413_before_it_is_sent(small_server):
     """The server answers on the headers alone: the body is never sent here, yet the answer comes."""
-    assert small_server.http is not None
-    with socket.create_connection(("127.0.0.1", small_server.http.port), timeout=30) as sock:
-        sock.sendall(
-            f"POST {SCORE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {LIMIT * 100}\r\n\r\n".encode()
-        )
-        answer = _read_response(sock)
+    answer = _announce(small_server, LIMIT * 100, b"")
     assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
     assert b'"resource_exhausted"' in answer
 
@@ -115,13 +109,7 @@ def test_a_chunked_body_growing_past_the_limit_is_413(base):
 
 def test_a_body_that_never_arrives_is_timed_out(small_server):
     """Headers, then silence: the server gives up on the body and says so (its body timeout is 0.5 s)."""
-    assert small_server.http is not None
-    with socket.create_connection(("127.0.0.1", small_server.http.port), timeout=30) as sock:
-        sock.sendall(
-            f"POST {SCORE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            "Content-Length: 100\r\n\r\n{".encode()
-        )
-        answer = _read_response(sock)
+    answer = _announce(small_server, 100, b"{")
     assert b'"deadline_exceeded"' in answer, answer[:300]
 
 
@@ -130,6 +118,15 @@ def test_the_server_still_answers_after_the_hostile_bodies(base):
     response = post(base, SCORE, json.dumps(body))
     assert response.status_code == 200, response.text
     assert httpx.get(base + "/healthz", timeout=30).json() == {"status": "SERVING"}
+
+
+def _announce(server: RunningServer, length: int, start: bytes) -> bytes:
+    """Send ScoreRoute's headers announcing ``length`` bytes of body and only ``start`` of it; the answer."""
+    assert server.http is not None
+    with socket.create_connection(("127.0.0.1", server.http.port), timeout=30) as sock:
+        head = f"POST {SCORE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        sock.sendall(head.encode() + start)
+        return _read_response(sock)
 
 
 def _read_response(sock: socket.socket) -> bytes:
