@@ -36,7 +36,7 @@ CASES: list[tuple[str, Message]] = [
     ("BatchScoreRoutes", pb.BatchScoreRoutesRequest(requests=[_score(), _geometry(encoded_polyline="~~~~")])),
     ("GetCellRisk", pb.GetCellRiskRequest(location=pb.LatLng(latitude=19.43, longitude=-99.13))),
     ("ListHotspots", pb.ListHotspotsRequest(bounds=MEXICO_CITY_BOX, page_size=5)),
-    ("ListBorderCrossings", pb.ListBorderCrossingsRequest()),
+    ("ListBorderCrossings", pb.ListBorderCrossingsRequest(time=line_request(QUERETARO).departure_time)),
     ("CompareRoutes", pb.CompareRoutesRequest(alternatives=[_score(), demo_request("mexico-city_laredo")])),
     ("SuggestDepartures", _departures()),
     ("ExportAvoidAreas", pb.ExportAvoidAreasRequest(bounds=MEXICO_CITY_BOX)),
