@@ -18,8 +18,6 @@ from typing import Annotated
 import grpc
 import typer
 
-from geodata import route as routes
-from geodata.errors import InputError
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.cli.common import (
@@ -33,11 +31,11 @@ from service.cli.common import (
     SpeedKmh,
     Timeout,
     channel_to,
-    read_route,
     reports_errors,
     request_options,
-    set_line,
+    set_route,
 )
+from service.cli.times import DATE_CLOCK, end_zone, local_text, origin_zone, say, set_departure
 from service.render import gather, trip_map
 
 # GetCellRisk calls in flight at once: enough to hide the round trip, far below the server's workers
@@ -83,22 +81,10 @@ def map_route(
 ) -> None:
     """Draw a route's risk: cells coloured by level, hotspots, the crossing and its wait, a legend.
     The HTML page is self-contained (opens without network); --format geojson for GIS tools."""
-    given = [x for x in (route, polyline, polyline6) if x is not None]
-    if len(given) != 1:
-        raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
-    request = request_options(departure, speed_kmh, lane)
-    try:
-        if polyline is not None:
-            path = routes.from_polyline(polyline, precision=5, field="--polyline")
-            request.route.encoded_polyline = polyline
-        elif polyline6 is not None:
-            path = routes.from_polyline(polyline6, precision=6, field="--polyline6")
-            request.route.encoded_polyline6 = polyline6
-        else:
-            path = read_route(route or "-")
-            set_line(request, path)
-    except InputError as exc:
-        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    request = request_options(speed_kmh, lane)
+    path = set_route(request, route, polyline, polyline6, strict=True)
+    assert path is not None  # strict: a route that does not decode was refused
+    say([set_departure(request, departure, path)])
     if output_format is None:
         suffix = out.suffix.lower() if out else ""
         output_format = MapFormat.geojson if suffix in (".geojson", ".json") else MapFormat.html
@@ -111,6 +97,11 @@ def map_route(
             request,
             path,
             name,
+            # departure and arrival in the local time of the origin and of the end, as every command says them
+            lambda answer: (
+                local_text(answer.departure_time, origin_zone(path), DATE_CLOCK),
+                local_text(answer.arrival_time, end_zone(path), DATE_CLOCK),
+            ),
         )
     if output_format is MapFormat.geojson:
         text = json.dumps(trip_map.to_geojson(trip)) + "\n"

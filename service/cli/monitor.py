@@ -41,9 +41,11 @@ from service.cli.common import (
     read_route,
     reports_errors,
 )
+from service.cli.times import local_at
 
 RECONNECTS = 3
 _RESUMED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)  # codes after which the replay resends
+ALERT_CLOCK = "%Y-%m-%d %H:%M:%S %Z"
 
 
 def read_track(path: Path) -> list[tuple[float, float, float, float | None]]:
@@ -159,6 +161,7 @@ def _print_alert(alert: pb.TripAlert, as_json: bool) -> None:
     else:
         kind = pb.TripAlertKind.Name(alert.kind).removeprefix("TRIP_ALERT_KIND_").lower()
         severity = pb.RiskLevel.Name(alert.severity).removeprefix("RISK_LEVEL_")
-        when = alert.time.ToDatetime(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        # local time where the truck was: a dispatcher compares it with the driver's clock
+        when = local_at(alert.time, alert.location.latitude, alert.location.longitude, ALERT_CLOCK)
         sys.stdout.write(f"{when}  {kind:<26} {severity:<8} {alert.reason}\n")
     sys.stdout.flush()

@@ -17,6 +17,17 @@ from service.render import trip_map
 Score = Callable[[pb.ScoreRouteRequest], pb.ScoreRouteResponse]
 # the H3 cells (hexadecimal) and the epoch seconds at which each is passed → one answer per cell, in order
 CellRisks = Callable[[list[str], list[int]], list[pb.GetCellRiskResponse]]
+# an answer's departure and arrival as the map says them
+Ends = Callable[[pb.ScoreRouteResponse], tuple[str, str]]
+UTC_STAMP = "%Y-%m-%d %H:%M UTC"
+
+
+def utc_ends(response: pb.ScoreRouteResponse) -> tuple[str, str]:
+    """Departure and arrival in UTC (where no local zone is at hand)."""
+    return (
+        response.departure_time.ToDatetime().strftime(UTC_STAMP),
+        response.arrival_time.ToDatetime().strftime(UTC_STAMP),
+    )
 
 
 def _level(value: int) -> str:
@@ -43,8 +54,10 @@ def trip_of(
     request: pb.ScoreRouteRequest,
     path: routes.RoutePath,
     title: str,
+    ends: Ends = utc_ends,
 ) -> trip_map.TripMap:
-    """Score the route and look up its cells: everything the map shows."""
+    """Score the route and look up its cells: everything the map shows; ``ends`` says its departure
+    and arrival (the CLI: in local time at the origin and at the end)."""
     response = score(request)
     chain = route_to_cells(path, response.resolution)
     ids, first = np.unique(chain.cells, return_index=True)
@@ -73,13 +86,13 @@ def trip_of(
         )
         for c in response.crossings
     ]
-    stamp = "%Y-%m-%d %H:%M UTC"
+    departure, arrival = ends(response)
     facts = (
         ("distance", f"{response.distance_km:.1f} km"),
         ("duration", trip_map.hours_text(response.duration.ToTimedelta().total_seconds())),
         ("exposed", trip_map.hours_text(response.exposed_duration.ToTimedelta().total_seconds())),
-        ("departure", response.departure_time.ToDatetime().strftime(stamp)),
-        ("arrival", response.arrival_time.ToDatetime().strftime(stamp)),
+        ("departure", departure),
+        ("arrival", arrival),
         ("expected incidents", f"{response.expected_incidents:.2e}"),
         ("layer", response.layer_version),
     )

@@ -23,6 +23,7 @@ from geodata.layer_store import LayerNotFoundError, LayerStore
 from geodata.layers import BuildParams, RiskLayer
 from service.config import Settings
 from service.store.replicas import SharedState
+from service.store.seed_layer import cached_seed_layer
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,12 @@ class ServingState:
 
 
 def build_seed_layer(resolution: int = 8) -> RiskLayer:
+    """The embedded default, from the content-addressed seed layer cache when it is there
+    (:mod:`service.store.seed_layer`: the same values, without refitting at every start)."""
+    return cached_seed_layer(lambda: fit_seed_layer(resolution), resolution)
+
+
+def fit_seed_layer(resolution: int = 8) -> RiskLayer:
     """The embedded default: the synthetic seed incidents, built by the same code as any layer
     (``routerisk layers build seeds/incidents_synthetic.csv --name seed --synthetic``: the fitted model)."""
     incidents, sources = read_incidents([seeds.INCIDENTS_CSV], resolution=resolution)
