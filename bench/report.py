@@ -331,20 +331,29 @@ def _plot_concurrency(results: dict, ax) -> None:
 # run of ``python -m bench`` redraws the rest and keeps that section as it is
 HOTPATH_BEGIN = "<!-- bench.hotpath: begin -->"
 HOTPATH_END = "<!-- bench.hotpath: end -->"
+# and ``python -m bench.http --docs`` its own (Connect JSON against gRPC), kept the same way
+HTTP_BEGIN = "<!-- bench.http: begin -->"
+HTTP_END = "<!-- bench.http: end -->"
 
 
 def write_docs(results: dict, docs: Path) -> None:
     plots = write_plots(results, docs / "figures")
     page = docs / "performance.md"
-    kept = hotpath_section(page.read_text(encoding="utf-8")) if page.exists() else ""
+    old = page.read_text(encoding="utf-8") if page.exists() else ""
+    kept = [kept_section(old, HOTPATH_BEGIN, HOTPATH_END), kept_section(old, HTTP_BEGIN, HTTP_END)]
     text = render(results, plots)
-    page.write_text(text + ("\n" + kept + "\n" if kept else ""), encoding="utf-8")
+    page.write_text(text + "".join("\n" + k + "\n" for k in kept if k), encoding="utf-8")
+
+
+def kept_section(text: str, begin_marker: str, end_marker: str) -> str:
+    """The section a separate command wrote into ``text`` between its markers, markers included ("" when none)."""
+    begin, end = text.find(begin_marker), text.find(end_marker)
+    return text[begin : end + len(end_marker)] if 0 <= begin < end else ""
 
 
 def hotpath_section(text: str) -> str:
     """The section ``bench.hotpath`` wrote into ``text``, markers included ("" when none)."""
-    begin, end = text.find(HOTPATH_BEGIN), text.find(HOTPATH_END)
-    return text[begin : end + len(HOTPATH_END)] if 0 <= begin < end else ""
+    return kept_section(text, HOTPATH_BEGIN, HOTPATH_END)
 
 
 def with_hotpath_section(text: str, section: str) -> str:

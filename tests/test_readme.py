@@ -4,7 +4,8 @@ the test cannot drift from the page.
 Each block runs as one bash script (a block's commands share variables, as in a terminal) in a
 scratch folder that holds the clone's ``examples/``, ``seeds/`` and ``.venv`` (this Python's), so
 files the commands write land there; ``ROUTERISK_SERVER`` points them at a server of the test's
-own (README command 1), and ``localhost:50051`` in a command is replaced by its address. Every
+own (README command 1), and ``localhost:50051`` in a command is replaced by its address (and
+``localhost:8080``, its HTTP port, by that port's). Every
 command's exit code is checked: 0, or the N of an ``exit N`` its comment announces (a batch
 file with a bad row on purpose exits 2).
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.helpers.cli import serve_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,11 +107,11 @@ def _complete(text: str) -> bool:
 BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
 
 
-def script_of(block: Block, address: str) -> str:
+def script_of(block: Block, address: str, http_address: str = "localhost:8080") -> str:
     """The block as a bash script that stops at the first command whose exit code is not the one expected."""
     parts = ["set -u -o pipefail"]
     for number, command in enumerate(block.commands, 1):
-        text = command.text.replace("localhost:50051", address)
+        text = command.text.replace("localhost:50051", address).replace("localhost:8080", http_address)
         parts += [
             text,
             f'rc=$?; if [ "$rc" -ne {command.expected} ]; then '
@@ -128,9 +130,12 @@ def test_the_readme_has_the_blocks_and_commands_this_test_expects():
 
 
 @pytest.fixture(scope="module")
-def address(tmp_path_factory):
-    with serve_subprocess(tmp_path_factory.mktemp("readme") / "server.log") as here:
-        yield here
+def addresses(tmp_path_factory):
+    """The server's gRPC address and its HTTP port's (issue 17: the curl examples)."""
+    http_address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "ROUTERISK_HTTP_ADDRESS": http_address}
+    with serve_subprocess(tmp_path_factory.mktemp("readme") / "server.log", env) as here:
+        yield here, http_address
 
 
 @pytest.fixture(scope="module")
@@ -148,14 +153,15 @@ BUILTINS = {"export", "cd"}
 
 
 @pytest.mark.parametrize("block", RUN, ids=[f"{b.heading}-{b.index}" for b in RUN])
-def test_every_readme_command_runs_as_written(block, address, workdir):
+def test_every_readme_command_runs_as_written(block, addresses, workdir):
     absent = [p for p in block.programs - BUILTINS if not p.startswith(".venv/") and shutil.which(p) is None]
     missing = sorted(absent)
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed here")
+    address, http_address = addresses
     env = {**os.environ, "ROUTERISK_SERVER": address}
     result = subprocess.run(
-        ["bash", "-c", script_of(block, address)],
+        ["bash", "-c", script_of(block, address, http_address)],
         cwd=workdir,
         env=env,
         capture_output=True,

@@ -684,3 +684,17 @@ class MonitorTripResponse(_message.Message):
     layer_version: str
     layer_synthetic: bool
     def __init__(self, trip_id: _Optional[str] = ..., acknowledged_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicate: _Optional[bool] = ..., resumed: _Optional[bool] = ..., alerts: _Optional[_Iterable[_Union[TripAlert, _Mapping]]] = ..., positions_processed: _Optional[int] = ..., layer_version: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
+
+class ReportTripPositionsRequest(_message.Message):
+    __slots__ = ("positions",)
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    positions: _containers.RepeatedCompositeFieldContainer[MonitorTripRequest]
+    def __init__(self, positions: _Optional[_Iterable[_Union[MonitorTripRequest, _Mapping]]] = ...) -> None: ...
+
+class ReportTripPositionsResponse(_message.Message):
+    __slots__ = ("responses", "error")
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[MonitorTripResponse]
+    error: _status_pb2.Status
+    def __init__(self, responses: _Optional[_Iterable[_Union[MonitorTripResponse, _Mapping]]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...

@@ -203,11 +203,6 @@ def print_json(message: Message) -> None:
     sys.stdout.write(json_format.MessageToJson(message, indent=2, always_print_fields_with_no_presence=True) + "\n")
 
 
-def hours_text(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def request_options(speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
     """A ScoreRouteRequest with the trip options every scoring command shares (no route or
     departure yet: a departure is read at the route's origin, :func:`service.cli.times.set_departure`)."""

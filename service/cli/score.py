@@ -28,7 +28,6 @@ from service.cli.common import (
     SpeedKmh,
     Timeout,
     channel_to,
-    hours_text,
     parse_duration,
     print_json,
     reports_errors,
@@ -36,6 +35,7 @@ from service.cli.common import (
     set_route,
 )
 from service.cli.times import end_zone, local_at, local_text, origin_zone, say, set_departure
+from service.render.trip_map import hours_text
 
 Polyline = Annotated[str | None, typer.Option("--polyline", help="encoded polyline, precision 5")]
 Polyline6 = Annotated[str | None, typer.Option("--polyline6", help="encoded polyline, precision 6")]

@@ -31,6 +31,7 @@ from service.grpc.metrics import start_metrics_server
 from service.grpc.request_log import RequestContextFilter
 from service.grpc.servicer import RouteRiskServicer
 from service.grpc.tracing import configure_tracing
+from service.http.server import RunningHttp, start_http, stop_http  # issue 17 hook: the HTTP/JSON port
 from service.store.border_feed import FeedPoller
 from service.store.cache import Cache, InProcessCache, NullCache, TieredCache
 from service.store.redis_client import EntrySigner, RedisCache, connect
@@ -58,6 +59,7 @@ class RunningServer:
     watcher: LayerWatcher | None = None
     feed: FeedPoller | None = None
     border_sync: BorderSync | None = None
+    http: RunningHttp | None = None  # issue 17 hook
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -70,7 +72,9 @@ class RunningServer:
         for worker in (self.watcher, self.feed, self.border_sync):
             if worker is not None:
                 worker.stop()
-        self.server.stop(grace).wait()
+        stopped = self.server.stop(grace)
+        stop_http(self.http, grace)  # issue 17 hook: both ports drain at once
+        stopped.wait()
 
 
 def make_cache(settings: Settings) -> Cache:
@@ -135,6 +139,7 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         raise OSError(f"cannot listen on {settings.address}")
     server.start()
     running = RunningServer(server, health_servicer, state, port)
+    running.http = start_http(settings, state, cache, trips, keys, interceptors[0].limits)  # issue 17 hook
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running

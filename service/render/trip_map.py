@@ -1,9 +1,10 @@
 """A trip's risk as a map: a self-contained HTML page (inline SVG) or a GeoJSON FeatureCollection.
 
-Pure rendering from plain data, no gRPC: the CLI (``service.cli.map``) gathers the data from a
-server. The page loads nothing (no tiles, no scripts, no fonts, no URL at all) so a dispatcher can
-mail it or open it on a truck-stop laptop without network; the price is that there is no base
-map: the route, its cells, hotspots and the border crossing are drawn on a plain background.
+Pure rendering from plain data, no gRPC: ``service.render.gather`` gathers the data, for the CLI
+(``service.cli.map``, from a server) and the HTTP port's dispatcher page (in the server). The page
+loads nothing (no tiles, no scripts, no fonts, no URL at all) so a dispatcher can mail it or open
+it on a truck-stop laptop without network; the price is that there is no base map: the route,
+its cells, hotspots and the border crossing are drawn on a plain background.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class MapCrossing:
     wait_minutes: float
     wait_source: str  # live, historical, default
     closed: bool = False
-    opens: str = ""  # when closed at arrival: when the lanes open ("Wed 12:00 UTC")
+    opens: str = ""  # when closed at arrival: when the lanes open (local at the port: "Wed 07:00 CDT")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ class TripMap:
     # stretches of the route outside the layer's data coverage, each as (lat, lng) points in order
     uncovered: Sequence[Sequence[tuple[float, float]]] = ()
     covered_fraction: float = 1.0
+
+
+def hours_text(seconds: float) -> str:
+    """'2 h 05 min'."""
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def wait_text(crossing: MapCrossing) -> str:
