@@ -327,45 +327,49 @@ def _plot_concurrency(results: dict, ax) -> None:
 # ---- the document --------------------------------------------------------------------------
 
 
-# ``python -m bench.hotpath --docs`` and ``python -m bench.server_kinds --docs`` keep their own
-# sections of the page between such lines; a full run of ``python -m bench`` redraws the rest and
-# keeps those sections as they are
-KEPT_SECTIONS = ("bench.hotpath", "bench.server_kinds")
+# ``python -m bench.hotpath --docs`` keeps its own section of the page between these lines; a full
+# run of ``python -m bench`` redraws the rest and keeps that section as it is
 HOTPATH_BEGIN = "<!-- bench.hotpath: begin -->"
 HOTPATH_END = "<!-- bench.hotpath: end -->"
+# and ``python -m bench.http --docs`` its own (Connect JSON against gRPC), kept the same way
+HTTP_BEGIN = "<!-- bench.http: begin -->"
+HTTP_END = "<!-- bench.http: end -->"
+# and ``python -m bench.server_kinds --docs`` its own (the asyncio server against the thread server)
+SERVER_KINDS_BEGIN = "<!-- bench.server_kinds: begin -->"
+SERVER_KINDS_END = "<!-- bench.server_kinds: end -->"
+KEPT_MARKERS = ((HOTPATH_BEGIN, HOTPATH_END), (HTTP_BEGIN, HTTP_END), (SERVER_KINDS_BEGIN, SERVER_KINDS_END))
 
 
 def write_docs(results: dict, docs: Path) -> None:
     plots = write_plots(results, docs / "figures")
     page = docs / "performance.md"
     old = page.read_text(encoding="utf-8") if page.exists() else ""
-    kept = [section for name in KEPT_SECTIONS if (section := kept_section(old, name))]
+    kept = [kept_section(old, begin, end) for begin, end in KEPT_MARKERS]
     text = render(results, plots)
-    page.write_text(text + "".join("\n" + section + "\n" for section in kept), encoding="utf-8")
+    page.write_text(text + "".join("\n" + k + "\n" for k in kept if k), encoding="utf-8")
 
 
-def kept_section(text: str, name: str) -> str:
-    """The section the command ``name`` wrote into ``text``, markers included ("" when none)."""
-    begin_marker, end_marker = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+def kept_section(text: str, begin_marker: str, end_marker: str) -> str:
+    """The section a separate command wrote into ``text`` between its markers, markers included ("" when none)."""
     begin, end = text.find(begin_marker), text.find(end_marker)
     return text[begin : end + len(end_marker)] if 0 <= begin < end else ""
 
 
-def with_kept_section(text: str, name: str, section: str) -> str:
-    """``text`` with the section of the command ``name`` replaced by ``section`` (appended when none)."""
-    old = kept_section(text, name)
-    block = f"<!-- {name}: begin -->\n{section.strip()}\n<!-- {name}: end -->"
-    return text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
-
-
 def hotpath_section(text: str) -> str:
     """The section ``bench.hotpath`` wrote into ``text``, markers included ("" when none)."""
-    return kept_section(text, "bench.hotpath")
+    return kept_section(text, HOTPATH_BEGIN, HOTPATH_END)
 
 
 def with_hotpath_section(text: str, section: str) -> str:
     """``text`` with its ``bench.hotpath`` section replaced by ``section`` (appended when none)."""
-    return with_kept_section(text, "bench.hotpath", section)
+    return with_kept_section(text, HOTPATH_BEGIN, HOTPATH_END, section)
+
+
+def with_kept_section(text: str, begin_marker: str, end_marker: str, section: str) -> str:
+    """``text`` with the section between these markers replaced by ``section`` (appended when none)."""
+    old = kept_section(text, begin_marker, end_marker)
+    block = f"{begin_marker}\n{section.strip()}\n{end_marker}"
+    return text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
 
 
 def _machine(results: dict) -> str:

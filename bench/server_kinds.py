@@ -135,7 +135,10 @@ def main() -> None:
         text = section(rows, f"nice -n 10 python -m bench.server_kinds {flags} --docs", before, _load())
         page = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
         page.write_text(
-            report.with_kept_section(page.read_text(encoding="utf-8"), "bench.server_kinds", text), encoding="utf-8"
+            report.with_kept_section(
+                page.read_text(encoding="utf-8"), report.SERVER_KINDS_BEGIN, report.SERVER_KINDS_END, text
+            ),
+            encoding="utf-8",
         )
 
 

@@ -20,7 +20,8 @@ import shapely
 from shapely.geometry import LineString, Polygon, shape
 
 from geodata.errors import InputError, Violation
-from geodata.geometry import haversine_km
+from geodata.geometry import distance_to_arc_km
+from geodata.port_hours import UNKNOWN_HOURS, PortHours, from_cbp, parse_cbp, parse_span, weekly
 from geodata.route import RoutePath
 from geodata.timezones import hour_of_week, utc_offset_seconds
 
@@ -46,6 +47,8 @@ class Port:
     time_zone: str
     commercial_lanes: int
     fast_lanes: int
+    # commercial hours, local time (unknown: treated as open 24 h, and said so)
+    hours: PortHours = UNKNOWN_HOURS
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class WaitObservation:
     operational_status: str = ""
     lanes_open: int = 0
     closed: bool = False
+    hours: str = ""  # the port's CBP ``hours`` text on the record, when the feed gives it
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class WaitEstimate:
     closed: bool = False
     operational_status: str = ""
     lanes_open: int = 0
+    # when closed: the UTC second the lanes open (``minutes`` counts the time until then)
+    opens_at_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,21 +126,45 @@ class BorderData:
         return next((p for p in self.ports if p.port_number == port_number), None)
 
     def expected_wait(self, port: Port, lane: str, at_utc_s: int, live_max_age_s: int) -> WaitEstimate:
-        """Live reading when fresh enough, else the profile at the port's local hour of week."""
+        """Live reading when fresh enough, else the profile at the port's local hour of week.
+
+        A truck arriving while the commercial lanes are closed (by the port's hours, or by a
+        live "Lanes Closed" reading for as long as the reading holds) waits for the opening,
+        then queues: the wait counts both, and says when the lanes open."""
         live = self.observations.get((port.port_number, lane))
         if live is not None and abs(at_utc_s - live.observed_at_s) <= live_max_age_s:
             if live.closed:
-                return WaitEstimate(0.0, "live", live.observed_at_s, True, live.operational_status)
+                return self._closed_until(port, lane, at_utc_s, live.observed_at_s + live_max_age_s, live)
             if live.wait_minutes is not None:
                 return WaitEstimate(
                     live.wait_minutes, "live", live.observed_at_s, False, live.operational_status, live.lanes_open
                 )
             # "Update Pending" and the like: no number, so the profile answers
+        if port.hours.opens_at(port.time_zone, at_utc_s) > at_utc_s:
+            return self._closed_until(port, lane, at_utc_s, at_utc_s, None)
+        return self._profile_wait(port, lane, at_utc_s)
+
+    def _profile_wait(self, port: Port, lane: str, at_utc_s: int) -> WaitEstimate:
+        """The profile's queue at the port's local hour of week."""
         local = at_utc_s + utc_offset_seconds(port.time_zone, at_utc_s)
         how = int(hour_of_week(np.array([local]))[0])
         key = (port.port_number, lane) if (port.port_number, lane) in self.profiles else (port.port_number, "standard")
         profile = self.profiles.get(key, np.zeros(168))
         return WaitEstimate(float(profile[how]), self.profile_sources.get(key, self.profile_source))
+
+    def _closed_until(
+        self, port: Port, lane: str, at_utc_s: int, closed_until_s: int, live: WaitObservation | None
+    ) -> WaitEstimate:
+        """Closed at ``at_utc_s`` until at least ``closed_until_s``: the wait until the lanes
+        are open by the port's hours after that, plus the queue the profile has then."""
+        opens_s = port.hours.opens_at(port.time_zone, max(closed_until_s, at_utc_s))
+        queue = self._profile_wait(port, lane, opens_s)
+        minutes = (opens_s - at_utc_s) / 60.0 + queue.minutes
+        if live is None:
+            return WaitEstimate(minutes, queue.source, closed=True, opens_at_s=opens_s)
+        return WaitEstimate(
+            minutes, "live", live.observed_at_s, True, live.operational_status, live.lanes_open, opens_at_s=opens_s
+        )
 
     def with_observations(self, observations: Mapping[tuple[str, str], WaitObservation]) -> BorderData:
         """A new version with these live observations."""
@@ -158,6 +188,9 @@ class BorderData:
                 held[key] = obs
                 accepted.append(obs)
         stale = len(observations) - len(accepted)
+        ports = _ports_with_feed_hours(self.ports, accepted)  # a replayed old feed changes no hours
+        if ports != self.ports:
+            return _versioned(replace(self, ports=ports, observations=held)), accepted, stale
         return (self.with_observations(held) if accepted else self), accepted, stale
 
     def usable(self, observations: list[WaitObservation], now_s: int) -> list[WaitObservation]:
@@ -196,19 +229,60 @@ def check_observations(observations: list[WaitObservation], ports: set[str], now
             )
         if obs.lanes_open < 0:
             bad.append(Violation(f"{where}.lanes_open", f"lanes_open {obs.lanes_open} is negative"))
+        if obs.hours:
+            try:
+                parse_cbp(obs.hours)
+            except ValueError as exc:
+                bad.append(Violation(f"{where}.hours", f"hours {obs.hours[:60]!r}: {exc}"))
     if bad:
         raise InputError(bad)
 
 
+def _ports_with_feed_hours(ports: tuple[Port, ...], observations: list[WaitObservation]) -> tuple[Port, ...]:
+    """The ports, with the hours a CBP feed gives where they differ from those held."""
+    texts = {obs.port_number: obs for obs in observations if obs.hours}
+    out = []
+    for port in ports:
+        obs = texts.get(port.port_number)
+        if obs is not None:  # checked by check_observations: the text parses
+            hours = from_cbp(obs.hours, f"CBP feed {_day(obs.observed_at_s)}: {obs.hours}")
+            if hours.intervals != port.hours.intervals:
+                port = replace(port, hours=hours)
+        out.append(port)
+    return tuple(out)
+
+
+def _day(epoch_s: int) -> str:
+    return np.datetime_as_string(np.datetime64(epoch_s, "s"), unit="D")
+
+
+def read_port_hours(path: Path) -> dict[str, PortHours]:
+    """``port_hours.csv``: port number → weekly hours (columns weekday, saturday, sunday:
+    ``HH:MM-HH:MM``, ``24h`` or ``closed``; and source)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {
+            row["port_number"]: weekly(
+                parse_span(row["weekday"]), parse_span(row["saturday"]), parse_span(row["sunday"]), row["source"]
+            )
+            for row in csv.DictReader(handle)
+        }
+
+
 def load_border_data(
-    ports_csv: Path, boundary_geojson: Path, profiles_json: Path, extra_profiles: Path | None = None
+    ports_csv: Path,
+    boundary_geojson: Path,
+    profiles_json: Path,
+    extra_profiles: Path | None = None,
+    port_hours_csv: Path | None = None,
 ) -> BorderData:
     """Load the seed (or configured) border files into a versioned :class:`BorderData`.
 
     ``extra_profiles`` (e.g. built from CBP historical data) override ``profiles_json``
-    for the ports and lanes they cover; each profile keeps its own source.
+    for the ports and lanes they cover; each profile keeps its own source. ``port_hours_csv``
+    gives the ports' commercial hours (a port without any is open 24 h, and says so).
     """
-    ports = tuple(_read_ports(ports_csv))
+    hours = read_port_hours(port_hours_csv) if port_hours_csv is not None else {}
+    ports = tuple(replace(p, hours=hours.get(p.port_number, UNKNOWN_HOURS)) for p in _read_ports(ports_csv))
     boundary = _read_boundary(boundary_geojson)
     profiles, sources = _read_profiles(profiles_json)
     if extra_profiles is not None:
@@ -262,7 +336,7 @@ def _read_boundary(path: Path) -> LineString:
 
 def _versioned(data: BorderData) -> BorderData:
     digest = hashlib.sha256()
-    digest.update(json.dumps([p.__dict__ for p in data.ports], sort_keys=True).encode())
+    digest.update(json.dumps([_port_record(p) for p in data.ports], sort_keys=True).encode())
     digest.update(data.boundary.wkb)
     for key in sorted(data.profiles):
         digest.update(repr((key, data.profile_sources.get(key, data.profile_source))).encode())
@@ -270,6 +344,13 @@ def _versioned(data: BorderData) -> BorderData:
     for key in sorted(data.observations):
         digest.update(json.dumps(data.observations[key].__dict__, sort_keys=True).encode())
     return replace(data, version=f"border-{digest.hexdigest()[:12]}")
+
+
+def _port_record(port: Port) -> dict[str, object]:
+    """A port as JSON for the version hash (its hours as intervals and source)."""
+    record: dict[str, object] = dict(port.__dict__)
+    record["hours"] = [list(port.hours.intervals), port.hours.source]
+    return record
 
 
 def _us_side(boundary: LineString) -> Polygon:
@@ -302,15 +383,14 @@ def detect_crossings(path: RoutePath, border: BorderData, max_port_km: float = 1
 
 
 def _port_at(path: RoutePath, index: int, border: BorderData, max_port_km: float) -> Port | None:
-    """The port nearest the segment that crosses, if one is within ``max_port_km``."""
+    """The port nearest the segment that crosses, if one is within ``max_port_km`` of it (the
+    distance to the segment itself, so a long segment is matched as the same line drawn densely)."""
     if not border.ports:
         return None
     lat = np.array([p.lat for p in border.ports])
     lng = np.array([p.lng for p in border.ports])
-    to_start = haversine_km(lat, lng, path.lat[index], path.lng[index])
-    to_end = haversine_km(lat, lng, path.lat[index + 1], path.lng[index + 1])
-    segment_km = float(haversine_km(path.lat[index], path.lng[index], path.lat[index + 1], path.lng[index + 1]))
-    # distance to the segment, approximated by the excess of the detour through the port
-    detour = (to_start + to_end - segment_km) / 2.0
-    best = int(np.argmin(detour))
-    return border.ports[best] if detour[best] <= max_port_km else None
+    start = (float(path.lat[index]), float(path.lng[index]))
+    end = (float(path.lat[index + 1]), float(path.lng[index + 1]))
+    distance = distance_to_arc_km(lat, lng, start, end)
+    best = int(np.argmin(distance))
+    return border.ports[best] if distance[best] <= max_port_km else None

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from geodata.border import WaitObservation
 from geodata.bounded import check_size, load_json, parse_xml
 from geodata.errors import InputError, Violation
+from geodata.port_hours import parse_cbp
 
 MEXICAN_BORDER = "mexican border"
 # feed lane key -> our lane name
@@ -206,7 +207,9 @@ def _read_records(
             )
             continue
         observations.append(
-            WaitObservation(lane.port_number, lane.lane, lane.wait, observed, lane.status, lane.lanes_open, lane.closed)
+            WaitObservation(
+                lane.port_number, lane.lane, lane.wait, observed, lane.status, lane.lanes_open, lane.closed, lane.hours
+            )
         )
     if violations:
         raise InvalidFeedError(violations)
@@ -224,6 +227,7 @@ class _PendingLane:
     status: str
     lanes_open: int
     closed: bool
+    hours: str = ""  # the port's ``hours`` text (its commercial hours, geodata/port_hours.py)
 
 
 def _read_record(
@@ -239,6 +243,7 @@ def _read_record(
     name = _text(record, "port_name", path, violations) or ""
     crossing = _text(record, "crossing_name", path, violations) or ""
     port_status = _text(record, "port_status", path, violations) or ""
+    hours = _hours_text(_text(record, "hours", path, violations) or "")
     day = _parse_date(_text(record, "date", path, violations, required=True), f"{path}.date", number, violations)
     clock_text = _text(record, "time", path, violations) or ""
     record_time: datetime | None = None
@@ -283,12 +288,23 @@ def _read_record(
                 status,
                 lanes_open if lanes_open is not None else 0,
                 closed,
+                hours,
             )
         )
     if len(violations) > before:
         return None
     pending.extend(found)
     return PortStatus(number, name, crossing, port_status)
+
+
+def _hours_text(text: str) -> str:
+    """The port's ``hours`` when they parse, else "" (the hours held stay: a text CBP may write
+    for a special day must not reject the feed's waits, nor open a port at night)."""
+    try:
+        parse_cbp(text)
+    except ValueError:
+        return ""
+    return text
 
 
 def _update_instant(

@@ -29,6 +29,27 @@ def to_latlng(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lat, lng
 
 
+def distance_to_arc_km(lat: ArrayLike, lng: ArrayLike, a: tuple[float, float], b: tuple[float, float]) -> np.ndarray:
+    """Great-circle distance from each point to the shorter arc from ``a`` to ``b`` (lat, lng):
+    to the arc's nearest point when the point's foot on the great circle lies between the ends,
+    else to the nearer end. Exact on the sphere, however long the arc."""
+    points = to_xyz(np.atleast_1d(np.asarray(lat, dtype=np.float64)), np.atleast_1d(np.asarray(lng, dtype=np.float64)))
+    ends = to_xyz(np.array([a[0], b[0]]), np.array([a[1], b[1]]))
+    to_ends: np.ndarray = np.minimum(haversine_km(lat, lng, a[0], a[1]), haversine_km(lat, lng, b[0], b[1]))
+    to_ends = to_ends.reshape(len(points))
+    normal = np.cross(ends[0], ends[1])
+    size = float(np.linalg.norm(normal))
+    if size < 1e-12:  # the ends coincide (or are antipodal): only the ends are defined
+        return to_ends
+    normal /= size
+    off = points @ normal
+    foot = points - off[:, None] * normal
+    between = (np.cross(ends[0], foot) @ normal >= 0) & (np.cross(foot, ends[1]) @ normal >= 0)
+    to_arc = np.arcsin(np.clip(np.abs(off), 0.0, 1.0)) * EARTH_RADIUS_KM
+    distance: np.ndarray = np.where(between, to_arc, to_ends)
+    return distance
+
+
 def cumulative_km(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
     """Distance along the polyline (haversine) at each vertex, starting at 0, shape ``(n,)``."""
     phi = np.radians(lat)

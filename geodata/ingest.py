@@ -88,9 +88,13 @@ def read_point_incidents(
     column_map: Mapping[str, str] | None = None,
     timezone: str | None = None,
     now_s: int | None = None,
+    resolution: int = 8,
 ) -> IncidentSet:
-    """Point incidents from a CSV, GeoJSON, GeoPackage or GeoParquet file; all rows or none."""
-    return _load_points(Path(path), column_map, timezone, now_s).incidents
+    """Point incidents from a CSV, GeoJSON, GeoPackage or GeoParquet file; all rows or none.
+
+    ``resolution`` is the layer's: each incident's local hour is taken in the zone of its cell
+    at that resolution, the zone a truck in that cell is scored in."""
+    return _load_points(Path(path), column_map, timezone, now_s, resolution).incidents
 
 
 def read_sesnsp_municipal(
@@ -118,7 +122,10 @@ def read_incidents(
     now_s: int | None = None,
 ) -> tuple[IncidentSet, list[SourceFile]]:
     """Every file (SESNSP municipal CSVs detected by header, anything else as point incidents),
-    concatenated; ids must be unique across files.  Problems of all files are reported at once."""
+    concatenated; ids must be unique across files.  Problems of all files are reported at once.
+
+    ``resolution`` is the layer's: SESNSP counts are spread on its cells, and a point's local
+    hour is taken in the zone of its cell at that resolution (the zone scoring uses there)."""
     if not paths:
         raise InvalidIncidentFileError(Violation("paths", "no incident file given"))
     now = _now(now_s)
@@ -138,7 +145,7 @@ def read_incidents(
                     path, Path(municipalities), None if roads is None else Path(roads), resolution, now, muni_cache
                 )
             else:
-                item = _load_points(path, column_map, timezone, now)
+                item = _load_points(path, column_map, timezone, now, resolution)
             if len(item.incidents) == 0:  # a header-only export must not become an empty layer
                 raise InvalidIncidentFileError(
                     Violation(path.name, f"has no incidents ({item.records} data rows); an empty or truncated export?")

@@ -30,7 +30,7 @@ from geodata.incidents import (
 )
 from geodata.ingest_report import _Loaded, _map_distinct, _now, _numbers, _Report, _text
 from geodata.ingest_time import _check_zone, _parse_times
-from geodata.timezones import local_hour_of_week_at
+from geodata.timezones import CELL_RESOLUTION, local_hour_of_week_at
 
 if TYPE_CHECKING:
     from pyproj import CRS
@@ -49,7 +49,13 @@ _FALSE = ("false", "0", "no")
 _BOOL_WORDS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 
 
-def _load_points(path: Path, column_map: Mapping[str, str] | None, timezone: str | None, now_s: int | None) -> _Loaded:
+def _load_points(
+    path: Path,
+    column_map: Mapping[str, str] | None,
+    timezone: str | None,
+    now_s: int | None,
+    resolution: int = CELL_RESOLUTION,
+) -> _Loaded:
     name = path.name
     kind = POINT_FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -69,7 +75,9 @@ def _load_points(path: Path, column_map: Mapping[str, str] | None, timezone: str
         frame = frame[~blank]
     rows = frame.index.to_numpy(dtype=np.int64) + first_row
     frame = frame.reset_index(drop=True)
-    incidents, id_column = _points_from_frame(frame, geometry, rows, name, column_map, timezone, _now(now_s))
+    incidents, id_column = _points_from_frame(
+        frame, geometry, rows, name, column_map, timezone, _now(now_s), resolution
+    )
     return _Loaded(incidents, rows, id_column, records, "points")
 
 
@@ -208,6 +216,7 @@ def _points_from_frame(
     column_map: Mapping[str, str] | None,
     timezone: str | None,
     now_s: int,
+    resolution: int = CELL_RESOLUTION,
 ) -> tuple[IncidentSet, str]:
     columns = _resolve_columns(frame, column_map, geometry is not None, name)
     zone = _check_zone(timezone)
@@ -258,7 +267,7 @@ def _points_from_frame(
         lat=lat,
         lng=lng,
         utc_s=utc_s,
-        local_how=local_hour_of_week_at(lat, lng, utc_s),
+        local_how=local_hour_of_week_at(lat, lng, utc_s, resolution),
         violent=violent == 1,
         types=np.array(INCIDENT_TYPES, dtype=object)[kind_code.astype(np.int64)],
         sources=tuple(sorted(source.unique().tolist())),

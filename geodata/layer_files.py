@@ -21,7 +21,8 @@ another machine), so nothing in it is trusted:
   ``incidents`` and ``inputs`` have their types.
 - **values**: at least one cell; cells ``uint64``, sorted, unique, valid H3 cells of the
   layer's resolution; intensities and bounds finite and non-negative; counts and times
-  non-negative integers; recent shares within [0, 1].
+  non-negative integers; recent shares within [0, 1]; coverage (when recorded) sorted,
+  unique H3 cells no finer than the layer's.
 
 The arrays are *read into memory*, never memory-mapped: a file truncated or rewritten
 under a running server cannot take it down (a mapped page that vanishes is a SIGBUS).
@@ -62,7 +63,10 @@ KINDS = {
     "upper": "f",
     "recent_share": "f",
     "recent_since_s": "iu",
+    "coverage": "u",
 }
+# arrays not indexed by the layer's cells
+NOT_PER_CELL = ("cells", "intensity", "coverage")
 # reasons (the metric's label values)
 REASONS = ("not_found", "path", "file", "size", "hash", "metadata", "shape", "values", "empty")
 
@@ -256,15 +260,13 @@ def check_arrays(resolution: int, arrays: Mapping[str, np.ndarray | None]) -> No
         raise LayerRejectedError("shape", f"intensity shape {intensity.shape} does not match {n} cells × 168 hours")
     for name in KINDS:
         array = arrays.get(name)
-        if name not in ("cells", "intensity") and array is not None and array.shape != (n,):
+        if name not in NOT_PER_CELL and array is not None and array.shape != (n,):
             raise LayerRejectedError("shape", f"{name} shape {array.shape} does not match {n} cells")
     if n > 1 and not bool(np.all(cells[1:] > cells[:-1])):
         raise LayerRejectedError("values", "cells are not sorted and unique")
-    # H3 index bits: mode (59–62) is 1 for a cell, the resolution is in bits 52–55
-    modes = (cells >> np.uint64(59)) & np.uint64(0xF)
-    resolutions = (cells >> np.uint64(52)) & np.uint64(0xF)
-    if not bool(np.all(modes == 1)) or not bool(np.all(resolutions == resolution)):
+    if not _h3_cells(cells, resolution, exact=True):
         raise LayerRejectedError("values", f"cells are not all H3 cells of resolution {resolution}")
+    _check_coverage(arrays.get("coverage"), resolution)
     for name in ("intensity", "lower", "upper", "recent_share"):
         array = arrays.get(name)
         if array is None:
@@ -280,6 +282,28 @@ def check_arrays(resolution: int, arrays: Mapping[str, np.ndarray | None]) -> No
         array = arrays.get(name)
         if array is not None and array.dtype.kind == "i" and bool((array < 0).any()):
             raise LayerRejectedError("values", f"{name} has negative values")
+
+
+def _h3_cells(cells: np.ndarray, resolution: int, *, exact: bool) -> bool:
+    """Whether every value is an H3 cell of ``resolution`` (``exact``) or no finer. H3 index bits:
+    mode (59–62) is 1 for a cell, the resolution is in bits 52–55."""
+    modes = (cells >> np.uint64(59)) & np.uint64(0xF)
+    resolutions = (cells >> np.uint64(52)) & np.uint64(0xF)
+    fits = resolutions == resolution if exact else resolutions <= resolution
+    return bool(np.all(modes == 1)) and bool(np.all(fits))
+
+
+def _check_coverage(coverage: np.ndarray | None, resolution: int) -> None:
+    """Coverage (optional: older layers have none): one dimension, sorted and unique H3 cells no
+    finer than the layer's, possibly empty (a layer may claim to cover nothing)."""
+    if coverage is None:
+        return
+    if coverage.ndim != 1 or coverage.dtype.itemsize != 8:
+        raise LayerRejectedError("shape", f"coverage has shape {coverage.shape}, not one dimension of uint64")
+    if len(coverage) > 1 and not bool(np.all(coverage[1:] > coverage[:-1])):
+        raise LayerRejectedError("values", "coverage cells are not sorted and unique")
+    if not _h3_cells(coverage, resolution, exact=False):
+        raise LayerRejectedError("values", f"coverage is not all H3 cells of resolution {resolution} or coarser")
 
 
 def content_version(resolution: int, arrays: Mapping[str, np.ndarray | None], metadata: Mapping[str, Any]) -> str:

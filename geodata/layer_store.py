@@ -28,6 +28,7 @@ from typing import Any
 import h3.api.basic_int as h3i
 import numpy as np
 
+from geodata import coverage
 from geodata.layer_files import LayerRejectedError, check_version_name, inside
 from geodata.layers import RiskLayer, load_layer, save_layer
 
@@ -59,6 +60,8 @@ class LayerInfo:
     incidents: int
     built_at: str
     inputs: list[dict[str, Any]]
+    # where the layer's coverage comes from and its size ("not recorded" for older layers)
+    coverage: str = "not recorded"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -160,6 +163,7 @@ class LayerStore:
             incidents=int(meta.get("incidents", 0)),
             built_at=str(provenance.get("built_at", "")),
             inputs=list(meta.get("inputs", [])),
+            coverage=coverage.describe(meta),
         )
 
     def list(self) -> list[LayerInfo]:

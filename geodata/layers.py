@@ -46,6 +46,7 @@ ARRAY_NAMES = (
     "upper",
     "recent_share",
     "recent_since_s",
+    "coverage",
 )
 # a cell whose near-repeat share of its rate reaches this is "elevated by recent activity"
 ELEVATED_SHARE = 0.25
@@ -108,6 +109,9 @@ class RiskLayer:
     # the cell or its ring behind it (epoch seconds, 0 when none)
     recent_share: np.ndarray | None = None  # float32 (n,)
     recent_since_s: np.ndarray | None = None  # int64 (n,)
+    # the area the layer's data covers: compacted H3 cells, sorted (geodata.coverage); None for a
+    # layer built before coverage was recorded
+    coverage: np.ndarray | None = None  # uint64
     metadata: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""
 
@@ -375,6 +379,16 @@ def with_version(layer: RiskLayer) -> RiskLayer:
     return RiskLayer(**{**_fields(layer), "version": f"{name}-{digest.hexdigest()[:12]}"})
 
 
+def with_coverage(layer: RiskLayer, cells: np.ndarray, source: str) -> RiskLayer:
+    """The layer with the area its data covers (compacted H3 cells, :mod:`geodata.coverage`) and
+    where that area comes from, in a new version: the coverage is part of the layer's content."""
+    cells = np.sort(np.asarray(cells, dtype=np.uint64))
+    levels = ((cells >> np.uint64(52)) & np.uint64(0xF)).tolist()
+    info = {"source": source, "cells": len(cells), "resolution": int(max(levels, default=0))}
+    fields = {**_fields(layer), "coverage": cells, "metadata": {**layer.metadata, "coverage": info}}
+    return with_version(RiskLayer(**fields))
+
+
 def _fields(layer: RiskLayer) -> dict[str, Any]:
     return {name: getattr(layer, name) for name in (*ARRAY_NAMES, "resolution", "metadata", "version")}
 
@@ -429,4 +443,5 @@ def load_layer(folder: Path | str) -> RiskLayer:
         upper=arrays.get("upper"),
         recent_share=arrays.get("recent_share"),
         recent_since_s=arrays.get("recent_since_s"),
+        coverage=arrays.get("coverage"),
     )

@@ -17,6 +17,7 @@ import h3
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from geodata import h3x
 from geodata.errors import InputError, Violation
@@ -200,6 +201,12 @@ def _read_wgs84(path: Path, what: str) -> gpd.GeoDataFrame:
     if data.crs is not None and not _is_wgs84(data.crs):
         data = data.to_crs("OGC:CRS84")
     return data
+
+
+def read_areas(path: Path, what: str) -> list[BaseGeometry]:
+    """The geometries of a vector file (any format GDAL reads), in WGS84 longitude/latitude:
+    the area a layer's data covers (``layers build --coverage``, the municipalities of SESNSP data)."""
+    return [g for g in _read_wgs84(path, what).geometry if g is not None]
 
 
 def _municipality_polygons(path: Path, cache: SesnspCache) -> gpd.GeoSeries:

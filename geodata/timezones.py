@@ -20,7 +20,7 @@ import numpy as np
 import tzfpy
 
 ZONE_RESOLUTION = 5
-# the layers' default resolution: an incident's zone is that of its cell at this resolution
+# the layers' default resolution: unless told the layer's, an incident's zone is that of its cell at this one
 CELL_RESOLUTION = 8
 HOURS_PER_WEEK = 168
 # 1970-01-01 was a Thursday: 72 hours after Monday 00:00.
@@ -118,13 +118,19 @@ def _offsets_for(zone: str, utc: np.ndarray) -> np.ndarray:
     return per_hour[inverse]
 
 
-def local_hour_of_week_at(lat: np.ndarray, lng: np.ndarray, utc_epoch_s: np.ndarray) -> np.ndarray:
+def local_hour_of_week_at(
+    lat: np.ndarray, lng: np.ndarray, utc_epoch_s: np.ndarray, resolution: int = CELL_RESOLUTION
+) -> np.ndarray:
     """Local hour of week at points (latitude, longitude) at UTC instants.
 
-    The zone is the one scoring uses for the point's cell (the resolution-5 parent of its
-    resolution-8 cell, :func:`zone_of_cell`; H3 parents are not exact containers), so an
-    incident and a truck in the same cell at the same instant get the same hour, whatever
-    offset the incident's timestamp was written with.
+    The zone is the one scoring uses for the point's cell *at the layer's* ``resolution``
+    (the resolution-5 parent of that cell, :func:`zone_of_cell`; the cell itself when it is
+    coarser).  H3 parents are not exact containers, so the res-5 parent of a point's res-8
+    cell can differ from that of its res-7 or res-9 cell: near a zone boundary, taking the
+    res-8 cell for a layer of another resolution would file the incident under an hour that
+    no truck in its cell is ever scored at.  With the layer's own cell, an incident and a
+    truck in the same cell at the same instant get the same hour, whatever offset the
+    incident's timestamp was written with.
     """
     utc = np.asarray(utc_epoch_s, dtype=np.int64)
     if len(utc) == 0:
@@ -132,9 +138,9 @@ def local_hour_of_week_at(lat: np.ndarray, lng: np.ndarray, utc_epoch_s: np.ndar
     to_cell = h3.api.basic_int.latlng_to_cell
     lat_list, lng_list = np.asarray(lat, dtype=np.float64).tolist(), np.asarray(lng, dtype=np.float64).tolist()
     cells = np.fromiter(
-        (to_cell(a, b, CELL_RESOLUTION) for a, b in zip(lat_list, lng_list, strict=True)), np.uint64, len(lat_list)
+        (to_cell(a, b, resolution) for a, b in zip(lat_list, lng_list, strict=True)), np.uint64, len(lat_list)
     )
-    parents = parent_cells(cells, ZONE_RESOLUTION)
+    parents = parent_cells(cells, min(ZONE_RESOLUTION, resolution))
     distinct, inverse = np.unique(parents, return_inverse=True)
     zone_names = [zone_of_cell(int(p)) for p in distinct.tolist()]
     names = sorted(set(zone_names))

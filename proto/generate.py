@@ -1,4 +1,6 @@
-"""Generate the Python stubs (and their .pyi) for proto/routerisk/v1.
+"""Generate the Python stubs (and their .pyi) for proto/routerisk/v1, and the Connect
+(HTTP/JSON, gRPC-Web) services and clients of protoc-gen-connectrpc (``*_connect.py``, on
+google.protobuf messages) that service.http serves.
 
 Stubs are committed under ``routerisk/v1`` (the proto package's own path, so
 their imports work unpatched). ``--check`` regenerates into a scratch folder and
@@ -39,14 +41,16 @@ def include_dirs() -> list[str]:
 
 
 def generate(out_dir: Path) -> None:
-    """Run protoc with the python, pyi, grpc and typed-grpc generators into ``out_dir``."""
+    """Run protoc with the python, pyi, grpc, typed-grpc and Connect generators into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     env_path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ["PATH"] = env_path  # protoc finds protoc-gen-mypy_grpc (mypy-protobuf) here
+    os.environ["PATH"] = env_path  # protoc finds protoc-gen-mypy_grpc and protoc-gen-connectrpc here
     args = ["protoc", *(f"-I{d}" for d in include_dirs())]
     args += [f"--python_out={out_dir}", f"--pyi_out={out_dir}"]
     args += [f"--grpc_python_out={out_dir}", f"--mypy_grpc_out={out_dir}"]
+    # protobuf=google: the Connect code uses the same message classes as the gRPC stubs
+    args += [f"--connectrpc_out={out_dir}", "--connectrpc_opt=protobuf=google"]
     if protoc.main([*args, *proto_files()]) != 0:
         raise SystemExit("protoc failed")
     for pkg in (out_dir / "routerisk", out_dir / PACKAGE_DIR):

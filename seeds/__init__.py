@@ -19,6 +19,11 @@ BOUNDARY_GEOJSON: Path = SEEDS_DIR / "us_mexico_boundary.geojson"
 CORRIDORS_GEOJSON: Path = SEEDS_DIR / "corridors.geojson"
 INCIDENTS_CSV: Path = SEEDS_DIR / "incidents_synthetic.csv"
 WAIT_PROFILES_JSON: Path = SEEDS_DIR / "wait_profiles.json"
+# each port's commercial hours (weekday, Saturday, Sunday), local time
+PORT_HOURS_CSV: Path = SEEDS_DIR / "port_hours.csv"
+# the area the seed layer covers (Mexico): the outline and its compacted H3 cells
+COVERAGE_GEOJSON: Path = SEEDS_DIR / "mexico_coverage.geojson"
+COVERAGE_CELLS_JSON: Path = SEEDS_DIR / "mexico_coverage_cells.json"
 ROUTES_DIR: Path = SEEDS_DIR / "routes"
 DEMO_ROUTES: dict[str, Path] = {
     "mexico-city_laredo": ROUTES_DIR / "mexico-city_nuevo-laredo_laredo.geojson",
@@ -35,8 +40,20 @@ INCIDENTS_COLUMNS: tuple[str, ...] = ("id", "occurred_at", "latitude", "longitud
 INCIDENT_TYPES: tuple[str, ...] = ("hijacking", "theft_from_parked", "cargo_theft", "attempt", "other")
 
 __all__ = [
-    "BOUNDARY_GEOJSON", "CORRIDORS_GEOJSON", "DEMO_ROUTES", "INCIDENTS_COLUMNS", "INCIDENTS_CSV",
-    "INCIDENT_TYPES", "PORTS_COLUMNS", "PORTS_CSV", "ROUTES_DIR", "SEEDS_DIR", "WAIT_PROFILES_JSON",
+    "BOUNDARY_GEOJSON",
+    "CORRIDORS_GEOJSON",
+    "COVERAGE_CELLS_JSON",
+    "COVERAGE_GEOJSON",
+    "DEMO_ROUTES",
+    "INCIDENTS_COLUMNS",
+    "INCIDENTS_CSV",
+    "INCIDENT_TYPES",
+    "PORTS_COLUMNS",
+    "PORTS_CSV",
+    "PORT_HOURS_CSV",
+    "ROUTES_DIR",
+    "SEEDS_DIR",
+    "WAIT_PROFILES_JSON",
     "port_zones",
 ]  # fmt: skip
 

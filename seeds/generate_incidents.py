@@ -58,35 +58,82 @@ BURST_SHARE = 0.5
 JITTER_SD_KM, JITTER_MAX_KM = 0.12, 0.3
 
 # Local hour-of-day weights (0..23): night-heavy, peak 22:00-05:00.
-HOUR_WEIGHTS = np.array([7.0, 7.0, 7.0, 7.0, 6.5, 5.5, 4.0, 3.0, 2.5, 2.2, 2.0, 2.0,
-                         2.0, 2.0, 2.2, 2.5, 2.8, 3.2, 3.8, 4.5, 5.5, 6.2, 7.0, 7.0])
+HOUR_WEIGHTS = np.array(
+    [
+        7.0,
+        7.0,
+        7.0,
+        7.0,
+        6.5,
+        5.5,
+        4.0,
+        3.0,
+        2.5,
+        2.2,
+        2.0,
+        2.0,
+        2.0,
+        2.0,
+        2.2,
+        2.5,
+        2.8,
+        3.2,
+        3.8,
+        4.5,
+        5.5,
+        6.2,
+        7.0,
+        7.0,
+    ]
+)
 WEEKDAY = np.array([1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 0.75])  # Monday..Sunday
 TYPE_SHARES = {"hijacking": 0.46, "theft_from_parked": 0.16, "cargo_theft": 0.20, "attempt": 0.11, "other": 0.07}
 VIOLENT_FACTOR = {"hijacking": 1.2, "theft_from_parked": 0.1, "cargo_theft": 0.6, "attempt": 1.0, "other": 0.5}
 
 # (label, lng, lat, weight, spread sd in km): centres along the corridors.
 HOTSPOTS: list[tuple[str, float, float, float, float]] = [
-    ("Los Reyes–Ixtapaluca (150D)", -98.93, 19.34, 3, 4), ("Río Frío (150D)", -98.67, 19.34, 2, 5),
-    ("Cuautitlán–Tepotzotlán (57D)", -99.215, 19.68, 3, 4), ("Jilotepec (57D)", -99.55, 20.03, 2, 6),
-    ("Ecatepec–Tecámac (85D)", -99.03, 19.62, 2, 4), ("Lerma–Toluca (15D)", -99.50, 19.29, 1, 5),
-    ("Atlacomulco (15D/Arco Norte)", -99.87, 19.79, 1, 5), ("Calz. Zaragoza (CDMX)", -99.06, 19.395, 1, 3),
-    ("San Martín Texmelucan (150D)", -98.44, 19.27, 3, 5), ("Puebla–Amozoc (150D)", -98.05, 19.03, 3, 5),
-    ("Palmar de Bravo (150D)", -97.55, 18.87, 4, 6), ("Esperanza–Cumbres de Maltrata (150D)", -97.33, 18.84, 2, 5),
-    ("Orizaba–Córdoba (150D)", -96.98, 18.90, 2, 5), ("La Tinaja (150D)", -96.46, 18.77, 2, 6),
-    ("Palmillas–San Juan del Río (57D)", -99.97, 20.36, 3, 5), ("Querétaro (57D)", -100.40, 20.62, 2, 4),
-    ("Celaya (45D)", -100.81, 20.53, 3, 5), ("Salamanca–Irapuato (45D)", -101.27, 20.62, 3, 6),
-    ("Silao–León (45D)", -101.55, 21.03, 2, 6), ("San José Iturbide (57D)", -100.40, 21.00, 2, 5),
-    ("San Luis Potosí (57D)", -100.95, 22.14, 3, 5), ("El Huizache (57D)", -100.46, 22.92, 2, 8),
-    ("Matehuala (57D)", -100.64, 23.65, 1, 6), ("Zapotlanejo (15D)", -103.07, 20.62, 2, 5),
-    ("Lagos de Moreno (45D)", -101.93, 21.35, 1, 6), ("Maravatío (15D)", -100.44, 19.89, 2, 6),
-    ("Zinapécuaro (15D)", -100.83, 19.84, 1, 6), ("Ciénega de Flores (85D)", -100.20, 25.93, 2, 5),
-    ("Sabinas Hidalgo (85D)", -100.10, 26.60, 1, 8), ("Nuevo Laredo approach (85D)", -99.59, 27.45, 3, 4),
-    ("Reynosa (40D)", -98.35, 26.05, 2, 5), ("Saltillo (57/40D)", -100.98, 25.40, 2, 5),
-    ("Torreón (40D)", -103.35, 25.54, 1, 5), ("Tizayuca (85D)", -98.97, 19.84, 2, 5),
-    ("Tula (Arco Norte)", -99.25, 20.04, 2, 6), ("Sahagún (Arco Norte)", -98.62, 19.79, 1, 5),
-    ("Calpulalpan (Arco Norte)", -98.56, 19.59, 1, 5), ("Culiacán (15D)", -107.39, 24.78, 1, 6),
-    ("Ciudad Obregón (15D)", -109.93, 27.49, 1, 6), ("Ciudad Juárez south (45)", -106.45, 31.55, 1, 6),
-    ("Tijuana–Tecate (2D)", -116.75, 32.53, 1, 5), ("Manzanillo (54D)", -104.20, 19.08, 1, 5),
+    ("Los Reyes–Ixtapaluca (150D)", -98.93, 19.34, 3, 4),
+    ("Río Frío (150D)", -98.67, 19.34, 2, 5),
+    ("Cuautitlán–Tepotzotlán (57D)", -99.215, 19.68, 3, 4),
+    ("Jilotepec (57D)", -99.55, 20.03, 2, 6),
+    ("Ecatepec–Tecámac (85D)", -99.03, 19.62, 2, 4),
+    ("Lerma–Toluca (15D)", -99.50, 19.29, 1, 5),
+    ("Atlacomulco (15D/Arco Norte)", -99.87, 19.79, 1, 5),
+    ("Calz. Zaragoza (CDMX)", -99.06, 19.395, 1, 3),
+    ("San Martín Texmelucan (150D)", -98.44, 19.27, 3, 5),
+    ("Puebla–Amozoc (150D)", -98.05, 19.03, 3, 5),
+    ("Palmar de Bravo (150D)", -97.55, 18.87, 4, 6),
+    ("Esperanza–Cumbres de Maltrata (150D)", -97.33, 18.84, 2, 5),
+    ("Orizaba–Córdoba (150D)", -96.98, 18.90, 2, 5),
+    ("La Tinaja (150D)", -96.46, 18.77, 2, 6),
+    ("Palmillas–San Juan del Río (57D)", -99.97, 20.36, 3, 5),
+    ("Querétaro (57D)", -100.40, 20.62, 2, 4),
+    ("Celaya (45D)", -100.81, 20.53, 3, 5),
+    ("Salamanca–Irapuato (45D)", -101.27, 20.62, 3, 6),
+    ("Silao–León (45D)", -101.55, 21.03, 2, 6),
+    ("San José Iturbide (57D)", -100.40, 21.00, 2, 5),
+    ("San Luis Potosí (57D)", -100.95, 22.14, 3, 5),
+    ("El Huizache (57D)", -100.46, 22.92, 2, 8),
+    ("Matehuala (57D)", -100.64, 23.65, 1, 6),
+    ("Zapotlanejo (15D)", -103.07, 20.62, 2, 5),
+    ("Lagos de Moreno (45D)", -101.93, 21.35, 1, 6),
+    ("Maravatío (15D)", -100.44, 19.89, 2, 6),
+    ("Zinapécuaro (15D)", -100.83, 19.84, 1, 6),
+    ("Ciénega de Flores (85D)", -100.20, 25.93, 2, 5),
+    ("Sabinas Hidalgo (85D)", -100.10, 26.60, 1, 8),
+    ("Nuevo Laredo approach (85D)", -99.59, 27.45, 3, 4),
+    ("Reynosa (40D)", -98.35, 26.05, 2, 5),
+    ("Saltillo (57/40D)", -100.98, 25.40, 2, 5),
+    ("Torreón (40D)", -103.35, 25.54, 1, 5),
+    ("Tizayuca (85D)", -98.97, 19.84, 2, 5),
+    ("Tula (Arco Norte)", -99.25, 20.04, 2, 6),
+    ("Sahagún (Arco Norte)", -98.62, 19.79, 1, 5),
+    ("Calpulalpan (Arco Norte)", -98.56, 19.59, 1, 5),
+    ("Culiacán (15D)", -107.39, 24.78, 1, 6),
+    ("Ciudad Obregón (15D)", -109.93, 27.49, 1, 6),
+    ("Ciudad Juárez south (45)", -106.45, 31.55, 1, 6),
+    ("Tijuana–Tecate (2D)", -116.75, 32.53, 1, 5),
+    ("Manzanillo (54D)", -104.20, 19.08, 1, 5),
 ]
 
 
@@ -94,8 +141,8 @@ HOTSPOTS: list[tuple[str, float, float, float, float]] = [
 class Corridor:
     """A corridor polyline in a flat km frame, with per-segment state codes."""
 
-    xy: np.ndarray                      # (n, 2) km
-    seg_state: list[str]                # n-1
+    xy: np.ndarray  # (n, 2) km
+    seg_state: list[str]  # n-1
     cum: np.ndarray = field(init=False)  # (n,) km from the start
 
     def __post_init__(self) -> None:
@@ -136,8 +183,9 @@ def load_corridors(path: Path) -> list[Corridor]:
     for f in json.loads(path.read_text(encoding="utf-8"))["features"]:
         coords, codes = f["geometry"]["coordinates"], f["properties"]["cve_ent"]
         xy, seg = [to_km(*coords[0])], []
-        for (a, ca), (b, cb) in zip(zip(coords, codes, strict=True), zip(coords[1:], codes[1:], strict=True),
-                                    strict=False):
+        for (a, ca), (b, cb) in zip(
+            zip(coords, codes, strict=True), zip(coords[1:], codes[1:], strict=True), strict=False
+        ):
             if ca != cb:
                 xy.append((to_km(*a) + to_km(*b)) / 2)
                 seg.append(ca)
@@ -262,8 +310,15 @@ def generate(seed: int, total: int, sesnsp: Path, corridors_path: Path = CORRIDO
 
     events.sort(key=lambda e: (e[0].astimezone(UTC), e[1], e[2]))
     return [
-        {"id": str(i), "occurred_at": t.isoformat(), "latitude": f"{lat:.5f}", "longitude": f"{lng:.5f}",
-         "type": kind, "violent": "true" if v else "false", "source": "synthetic-seed"}
+        {
+            "id": str(i),
+            "occurred_at": t.isoformat(),
+            "latitude": f"{lat:.5f}",
+            "longitude": f"{lng:.5f}",
+            "type": kind,
+            "violent": "true" if v else "false",
+            "source": "synthetic-seed",
+        }
         for i, (t, lat, lng, kind, v) in enumerate(events, start=1)
     ]
 

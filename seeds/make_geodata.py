@@ -202,15 +202,24 @@ def write_ports(data: Path) -> list[dict]:
     rows = []
     for num, (mx_city, mx_state, us_state, lat, lng, tz) in sorted(wp.PORTS.items(), key=lambda kv: kv[1][4]):
         c = cbp[num]
-        rows.append({
-            "port_number": num, "port_name": c["port_name"], "crossing_name": c["crossing_name"],
-            "mx_city": mx_city, "mx_state": mx_state, "us_state": us_state,
-            "latitude": f"{lat:.4f}", "longitude": f"{lng:.4f}", "time_zone": tz,
-            "commercial_lanes": c["lanes"], "fast_lanes": c["fast"],
-            "source": "CBP BWT bwtnew 2022-06-29 (names, lanes); fast_lanes = most FAST lanes open in the "
-                      "2022-06-29/30 samples (1 if FAST listed without a count, 0 if N/A): a lower bound; "
-                      "coordinates: public maps, approximate (~0.005 deg)",
-        })
+        rows.append(
+            {
+                "port_number": num,
+                "port_name": c["port_name"],
+                "crossing_name": c["crossing_name"],
+                "mx_city": mx_city,
+                "mx_state": mx_state,
+                "us_state": us_state,
+                "latitude": f"{lat:.4f}",
+                "longitude": f"{lng:.4f}",
+                "time_zone": tz,
+                "commercial_lanes": c["lanes"],
+                "fast_lanes": c["fast"],
+                "source": "CBP BWT bwtnew 2022-06-29 (names, lanes); fast_lanes = most FAST lanes open in the "
+                "2022-06-29/30 samples (1 if FAST listed without a count, 0 if N/A): a lower bound; "
+                "coordinates: public maps, approximate (~0.005 deg)",
+            }
+        )
     with PORTS_CSV.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=PORTS_COLUMNS, lineterminator="\n")
         w.writeheader()
@@ -257,19 +266,27 @@ def finish(src: Sources, pts: list[Coord], codes: list[str], min_km: float, max_
 
 
 CORRIDORS: list[tuple[str, str, list[object]]] = [
-    ("Mexico City–Querétaro–San Luis Potosí–Saltillo–Monterrey–Nuevo Laredo", "MEX-57/57D, MEX-40D, MEX-85D",
-     [wp.MEX57_SOUTH, ("EDOMEX", 19, "15", False), wp.MEX57_NORTH, "SLT_MTY", wp.MEX85D_MTY_NLD]),
+    (
+        "Mexico City–Querétaro–San Luis Potosí–Saltillo–Monterrey–Nuevo Laredo",
+        "MEX-57/57D, MEX-40D, MEX-85D",
+        [wp.MEX57_SOUTH, ("EDOMEX", 19, "15", False), wp.MEX57_NORTH, "SLT_MTY", wp.MEX85D_MTY_NLD],
+    ),
     ("Mexico City–Puebla–Orizaba–Córdoba–Veracruz", "MEX-150D", [wp.MEX150D]),
     ("Querétaro–Celaya–Irapuato–León–Aguascalientes–Zacatecas", "MEX-45D", [wp.MEX45D]),
-    ("Mexico City–Toluca–Morelia–Guadalajara–Tepic–Mazatlán–Culiacán–Hermosillo–Nogales", "MEX-15D",
-     [[(-99.2040, 19.4000, "09")], ("EDOMEX", 14, "15", False), wp.MEX15D_TOLUCA_NOGALES]),
+    (
+        "Mexico City–Toluca–Morelia–Guadalajara–Tepic–Mazatlán–Culiacán–Hermosillo–Nogales",
+        "MEX-15D",
+        [[(-99.2040, 19.4000, "09")], ("EDOMEX", 14, "15", False), wp.MEX15D_TOLUCA_NOGALES],
+    ),
     ("Manzanillo–Colima–Guadalajara", "MEX-54D/80", [wp.MEX54D]),
-    ("Reynosa–Monterrey–Saltillo–Torreón–Durango", "MEX-40D",
-     [wp.MEX40D_REYNOSA_MTY, "SLT_MTY_REV", wp.MEX40D_SALTILLO_DURANGO]),
+    (
+        "Reynosa–Monterrey–Saltillo–Torreón–Durango",
+        "MEX-40D",
+        [wp.MEX40D_REYNOSA_MTY, "SLT_MTY_REV", wp.MEX40D_SALTILLO_DURANGO],
+    ),
     ("Tijuana–Tecate–Mexicali", "MEX-2D", [wp.MEX2D]),
     ("Chihuahua–Ciudad Juárez", "MEX-45", [wp.MEX45_CHIHUAHUA_JUAREZ]),
-    ("México–Pachuca", "MEX-85D",
-     [wp.MEX85D_MEX_PACHUCA_HEAD, ("EDOMEX", 6, "15", True), wp.MEX85D_MEX_PACHUCA_TAIL]),
+    ("México–Pachuca", "MEX-85D", [wp.MEX85D_MEX_PACHUCA_HEAD, ("EDOMEX", 6, "15", True), wp.MEX85D_MEX_PACHUCA_TAIL]),
     ("Arco Norte (Atlacomulco–Tula–Sahagún–San Martín Texmelucan)", "Arco Norte (approximate)", [wp.ARCO_NORTE]),
 ]
 
@@ -282,17 +299,24 @@ def write_corridors(src: Sources) -> dict[str, tuple[list[Coord], list[str]]]:
         raw[highway if highway != "MEX-85D" else "MEX-85D-PACHUCA"] = (pts, codes)
         coords, cve = finish(src, pts, codes, 8.0, 20.0)
         uses_osm = any(p in ("SLT_MTY", "SLT_MTY_REV") for p in pieces if isinstance(p, str))
-        feats.append({
-            "type": "Feature",
-            "properties": {
-                "name": name, "highway": highway, "cve_ent": cve,
-                "source": "hand-traced waypoints, approximate" + ("; Saltillo–Monterrey from OpenStreetMap "
-                          "(© OpenStreetMap contributors, ODbL)" if uses_osm else "")
-                          + ("; Edomex road lines (JJAS-029/map_mun)" if any(isinstance(p, tuple) for p in pieces)
-                             else ""),
-            },
-            "geometry": {"type": "LineString", "coordinates": coords},
-        })
+        feats.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "name": name,
+                    "highway": highway,
+                    "cve_ent": cve,
+                    "source": "hand-traced waypoints, approximate"
+                    + (
+                        "; Saltillo–Monterrey from OpenStreetMap (© OpenStreetMap contributors, ODbL)"
+                        if uses_osm
+                        else ""
+                    )
+                    + ("; Edomex road lines (JJAS-029/map_mun)" if any(isinstance(p, tuple) for p in pieces) else ""),
+                },
+                "geometry": {"type": "LineString", "coordinates": coords},
+            }
+        )
     _dump(CORRIDORS_GEOJSON, {"type": "FeatureCollection", "features": feats})
     return raw
 
@@ -301,25 +325,39 @@ def write_routes(raw: dict[str, tuple[list[Coord], list[str]]]) -> None:
     """Write the four demo routes (border approaches kept vertex by vertex)."""
     routes = {
         "mexico-city_laredo": (
-            [(raw["MEX-57/57D, MEX-40D, MEX-85D"][0], 5), (wp.LAREDO_US_SIDE, 0)], "Mexico City → Laredo, TX",
+            [(raw["MEX-57/57D, MEX-40D, MEX-85D"][0], 5), (wp.LAREDO_US_SIDE, 0)],
+            "Mexico City → Laredo, TX",
             "Mexico City → MEX-57D → Querétaro → San Luis Potosí → Saltillo → MEX-40D → Monterrey → MEX-85D"
-            " → Nuevo Laredo → World Trade Bridge (CBP 230404) → Laredo, TX"),
+            " → Nuevo Laredo → World Trade Bridge (CBP 230404) → Laredo, TX",
+        ),
         "manzanillo_guadalajara": (
-            [(raw["MEX-54D/80"][0], 5)], "Manzanillo → Guadalajara",
-            "Port of Manzanillo → MEX-54D → Colima → Ciudad Guzmán → Guadalajara; stays in Mexico"),
+            [(raw["MEX-54D/80"][0], 5)],
+            "Manzanillo → Guadalajara",
+            "Port of Manzanillo → MEX-54D → Colima → Ciudad Guzmán → Guadalajara; stays in Mexico",
+        ),
         "tijuana_otay-mesa": (
-            [(wp.TIJUANA_MX_SIDE + wp.OTAY_US_SIDE, 0)], "Tijuana → Otay Mesa → San Diego",
-            "Tijuana → Otay Mesa commercial crossing (CBP 250602) → SR-905 → I-805 → San Diego"),
+            [(wp.TIJUANA_MX_SIDE + wp.OTAY_US_SIDE, 0)],
+            "Tijuana → Otay Mesa → San Diego",
+            "Tijuana → Otay Mesa commercial crossing (CBP 250602) → SR-905 → I-805 → San Diego",
+        ),
         "ciudad-juarez_el-paso": (
-            [(wp.JUAREZ_MX_SIDE + wp.BOTA_US_SIDE, 0)], "Ciudad Juárez → El Paso",
-            "Ciudad Juárez (MEX-45) → Bridge of the Americas (BOTA, CBP 240201) → El Paso, TX"),
+            [(wp.JUAREZ_MX_SIDE + wp.BOTA_US_SIDE, 0)],
+            "Ciudad Juárez → El Paso",
+            "Ciudad Juárez (MEX-45) → Bridge of the Americas (BOTA, CBP 240201) → El Paso, TX",
+        ),
     }
     for key, (parts, name, desc) in routes.items():
         coords: list[list[float]] = []
         for pts, min_km in parts:
             coords.extend(rnd(at(pts, f)) for f in resample(pts, min_km, 20.0))
-        _dump(DEMO_ROUTES[key], {"type": "Feature", "properties": {"name": name, "description": desc},
-                                 "geometry": {"type": "LineString", "coordinates": coords}})
+        _dump(
+            DEMO_ROUTES[key],
+            {
+                "type": "Feature",
+                "properties": {"name": name, "description": desc},
+                "geometry": {"type": "LineString", "coordinates": coords},
+            },
+        )
 
 
 def _dump(path: Path, obj: object) -> None:
@@ -335,12 +373,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     src = Sources(args.data)
     rows = write_ports(args.data)
     boundary = build_boundary(src)
-    _dump(BOUNDARY_GEOJSON, {"type": "Feature",
-                             "properties": {"name": "US–Mexico international boundary (approximate)",
-                                            "source": "land line and Colorado/El Paso–Big Bend river traced from "
-                                                      "treaty corners and public maps; Rio Grande downstream of "
-                                                      "Big Bend from INEGI Marco Geoestadístico 2023 (simplified)"},
-                             "geometry": {"type": "LineString", "coordinates": [rnd(p) for p in boundary]}})
+    _dump(
+        BOUNDARY_GEOJSON,
+        {
+            "type": "Feature",
+            "properties": {
+                "name": "US–Mexico international boundary (approximate)",
+                "source": "land line and Colorado/El Paso–Big Bend river traced from "
+                "treaty corners and public maps; Rio Grande downstream of "
+                "Big Bend from INEGI Marco Geoestadístico 2023 (simplified)",
+            },
+            "geometry": {"type": "LineString", "coordinates": [rnd(p) for p in boundary]},
+        },
+    )
     raw = write_corridors(src)
     write_routes(raw)
     print(f"ports: {len(rows)}  boundary vertices: {len(boundary)}  corridors: {len(CORRIDORS)}")

@@ -106,6 +106,19 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = Field(None, description="PEM certificate chain: serve TLS")
     tls_key_file: Path | None = Field(None, description="PEM private key of that certificate")
     tls_client_ca_file: Path | None = Field(None, description="PEM CA bundle: require client certificates (mutual TLS)")
+    http_address: str = Field(
+        "0.0.0.0:8080",
+        description="host:port of the HTTP/JSON port (Connect, gRPC-Web; the dispatcher page at /); empty: off",
+    )
+    http_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest request body on the HTTP port (413 past it, unread)"
+    )
+    http_max_connections: int = Field(
+        1000, ge=1, description="connections the HTTP port holds at once (503 past it: slow clients cannot pile up)"
+    )
+    http_body_timeout_seconds: float = Field(
+        10.0, gt=0, description="time a request body may take to arrive on the HTTP port (deadline_exceeded past it)"
+    )
     metrics_address: str = Field(
         "0.0.0.0:9090", description="host:port of /metrics (empty: off; with workers, worker n uses port + n)"
     )

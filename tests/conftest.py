@@ -39,6 +39,10 @@ settings.register_profile(
 )
 settings.load_profile("routerisk")
 
+# The HTTP port (issue 17) defaults to 0.0.0.0:8080: servers started by tests leave it off unless
+# a test asks for one (tests/http/ does, on a free loopback port); subprocesses inherit this.
+os.environ.setdefault("ROUTERISK_HTTP_ADDRESS", "")
+
 # every log record of the suite (and of the servers it starts) is scanned for coordinates and keys
 pytest_plugins = ["tests.log_scan", "tools.reliability.plugin"]
 

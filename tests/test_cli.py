@@ -28,7 +28,9 @@ def test_score_demo_routes_prints_a_report(server_process, name, port):
     address, _, _ = server_process
     result = run_cli("score", str(seeds.DEMO_ROUTES[name]), "--server", address)
     assert result.returncode == 0, result.stderr
-    assert "score" in result.stdout and "/ 100" in result.stdout
+    # most of Tijuana → Otay Mesa runs on to San Diego, outside the seed layer's data: no score shown
+    shown = "n/a  (NOT COVERED" if name == "tijuana_otay-mesa" else "/ 100"
+    assert "score" in result.stdout and shown in result.stdout
     assert "SYNTHETIC" in result.stdout
     if port:
         assert "Border crossings" in result.stdout and port in result.stdout

@@ -96,7 +96,8 @@ def test_csv_batch_keeps_good_rows_and_reports_bad_ones(tmp_path, server_process
     with out.open(newline="") as stream:
         scored = list(csv.DictReader(stream))
     assert list(scored[0]) == [
-        "id", "score", "level", "distance_km", "duration_h", "crossing", "wait_minutes", "wait_source", "error",
+        "id", "score", "level", "coverage", "distance_km", "duration_h", "crossing", "wait_minutes",
+        "wait_source", "error",
     ]  # fmt: skip
     assert [row["id"] for row in scored] == [r[0] for r in ROWS]  # input order, bad rows kept
     direct = direct_scores(address, ROWS)
@@ -106,7 +107,11 @@ def test_csv_batch_keeps_good_rows_and_reports_bad_ones(tmp_path, server_process
             continue
         answer = direct[load_id]
         assert row["error"] == ""
-        assert row["score"] == f"{answer.score:.2f}"
+        # a route mostly outside the layer's data (Tijuana → San Diego) has no score: blank, never 0
+        not_covered = answer.level == pb.RISK_LEVEL_NOT_COVERED
+        assert row["score"] == ("" if not_covered else f"{answer.score:.2f}")
+        assert row["coverage"] == f"{answer.covered_fraction:.2f}"
+        assert not_covered == (load_id == "TIJ")
         assert row["level"] == pb.RiskLevel.Name(answer.level).removeprefix("RISK_LEVEL_").lower()
         assert row["distance_km"] == f"{answer.distance_km:.1f}"
         assert row["duration_h"] == f"{answer.duration.ToTimedelta().total_seconds() / 3600:.2f}"
@@ -137,7 +142,10 @@ def test_jsonl_batch_scores_exactly_as_score_does(tmp_path, server_process):
     by_id = {r["id"]: r for r in records}
     direct = direct_scores(address, ROWS)
     for load_id, answer in direct.items():
-        assert by_id[load_id]["score"] == answer.score  # exact: JSONL keeps full precision
+        # exact: JSONL keeps full precision; a route mostly outside the data's coverage has no score
+        not_covered = answer.level == pb.RISK_LEVEL_NOT_COVERED
+        assert by_id[load_id]["score"] == (None if not_covered else answer.score)
+        assert by_id[load_id]["coverage"] == answer.covered_fraction
         assert by_id[load_id]["error"] is None
     assert by_id["geo"]["crossing"] == "Otay Mesa" and by_id["geo"]["error"] is None
     assert by_id["too-early"]["error"].startswith("at: departure 1999")

@@ -20,7 +20,7 @@ from geodata import route as routes
 from geodata.cells import route_to_cells
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.cli.trip_map import LEVEL_COLOURS, LEVELS
+from service.render.trip_map import LEVEL_COLOURS, LEVELS
 from tests.helpers.cli import run_cli
 
 ROUTE = seeds.DEMO_ROUTES["mexico-city_laredo"]

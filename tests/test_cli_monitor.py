@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
-import gpxpy.gpx
 import pytest
 
 import seeds
 from tests.helpers.cli import run_cli
-from tests.helpers.trip_track import build_track
+from tests.helpers.trip_track import write_track
 
 ORDER = ["entered_high_risk_cell", "stopped_in_high_risk_cell", "left_planned_route", "approaching_crossing"]
 
@@ -18,18 +16,7 @@ ORDER = ["entered_high_risk_cell", "stopped_in_high_risk_cell", "left_planned_ro
 @pytest.fixture(scope="module")
 def track_gpx(tmp_path_factory):
     """The test track as a GPX file with times and no speeds (the server derives them)."""
-    track = build_track()
-    gpx = gpxpy.gpx.GPX()
-    segment = gpxpy.gpx.GPXTrackSegment()
-    for p in track.positions:
-        when = datetime.fromtimestamp(p.time_s, UTC)
-        segment.points.append(gpxpy.gpx.GPXTrackPoint(p.lat, p.lng, time=when))
-    gpx_track = gpxpy.gpx.GPXTrack()
-    gpx_track.segments.append(segment)
-    gpx.tracks.append(gpx_track)
-    path = tmp_path_factory.mktemp("monitor") / "track.gpx"
-    path.write_text(gpx.to_xml())
-    return path
+    return write_track(tmp_path_factory.mktemp("monitor") / "track.gpx")
 
 
 def test_replay_prints_alerts_as_lines_and_a_summary(server_process, track_gpx):
@@ -38,7 +25,7 @@ def test_replay_prints_alerts_as_lines_and_a_summary(server_process, track_gpx):
     result = run_cli("monitor", "--replay", str(track_gpx), "--route", route, "--server", address, "--trip-id", "cli-1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    kinds = [line.split()[2] for line in lines[:-1]]
+    kinds = [line.split()[3] for line in lines[:-1]]  # date, time, zone, kind
     assert [kinds.index(k) for k in ORDER] == sorted(kinds.index(k) for k in ORDER)
     assert kinds.count("stopped_in_high_risk_cell") == 1
     stop = next(line for line in lines if "stopped_in_high_risk_cell" in line)

@@ -42,6 +42,7 @@ K8S_VERSIONS = tuple(dict.fromkeys(("1.29.0", kubernetes_validate.latest_version
 APP_UID = 10001
 SERVER = "routerisk"
 GRPC_PORT = 50051
+HTTP_PORT = 8080  # Connect and gRPC-Web (issue 17)
 METRICS_PORT = 9090
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # names the manifests set that no released part of the service reads yet: keep this list short
@@ -365,12 +366,15 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_server_probes_are_native_grpc(overlay: str) -> None:
+def test_server_probes_are_grpc_health_and_the_http_port(overlay: str) -> None:
+    """Startup and readiness on gRPC health (NOT_SERVING while loading and draining); liveness on
+    the HTTP port's /healthz, so a wedged HTTP thread restarts the pod."""
     c = container(server_deployment(rendered(overlay)), SERVER)
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert c[probe]["grpc"] == {"port": GRPC_PORT}, probe
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}
+    assert ports == {"grpc": GRPC_PORT, "http": HTTP_PORT, "metrics": METRICS_PORT}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -405,6 +409,7 @@ def test_server_pod_is_spread_and_scraped(overlay: str) -> None:
     config = find(rendered(overlay), "ConfigMap", "routerisk-config")["data"]
     assert config["ROUTERISK_METRICS_ADDRESS"] == f"0.0.0.0:{METRICS_PORT}"
     assert config["ROUTERISK_ADDRESS"] == f"0.0.0.0:{GRPC_PORT}"
+    assert config["ROUTERISK_HTTP_ADDRESS"] == f"0.0.0.0:{HTTP_PORT}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -426,6 +431,7 @@ def test_service_exposes_grpc_as_h2c_and_metrics(overlay: str) -> None:
     ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert ports["grpc"]["port"] == GRPC_PORT and ports["grpc"]["appProtocol"] == "kubernetes.io/h2c"
     assert ports["metrics"]["port"] == METRICS_PORT
+    assert ports["http"]["port"] == HTTP_PORT and ports["http"]["targetPort"] == "http"
     server_labels = pod_template(server_deployment(resources))["metadata"]["labels"]
     selector = service["spec"]["selector"]
     assert selects(selector, server_labels)
@@ -787,7 +793,7 @@ def test_dockerfile_entrypoint_ports_and_python_flags() -> None:
     (entrypoint,) = [a for i, a in final if i == "ENTRYPOINT"]
     assert json.loads(entrypoint) == ["routerisk", "serve"], "exec form, so routerisk gets SIGTERM as PID 1"
     exposed = {int(p.split("/")[0]) for i, a in final if i == "EXPOSE" for p in a.split()}
-    assert exposed == {GRPC_PORT, METRICS_PORT}
+    assert exposed == {GRPC_PORT, HTTP_PORT, METRICS_PORT}
     env = " ".join(a for i, a in final if i == "ENV")
     assert re.search(r"\bPYTHONDONTWRITEBYTECODE=1\b", env)
     assert re.search(r"\bPYTHONUNBUFFERED=1\b", env)

@@ -7,6 +7,10 @@ has to follow.
     service.cli ──▶ service.grpc ──▶ service.usecases ──▶ geodata
          │               │                                 ▲
          └───────────────┴──▶ service.store ───────────────┘
+
+service.http (the HTTP/JSON port) sits beside service.grpc and reuses it (conversions, errors,
+keys, limits, the servicer's bodies); service.grpc.server alone starts it (the one composition root).
+service.render (the trip map) is below both front ends that draw it, service.cli and service.http.
 """
 
 from __future__ import annotations
@@ -79,18 +83,23 @@ RULES = {
         "routerisk",
         "prometheus_client",
         "service.grpc",
+        "service.http",
         "service.store",
         "service.cli",
     ),
     # state and storage: no transport, and nothing above it
-    "service.store": ("grpc", "grpc_status", "routerisk", "service.grpc", "service.cli"),
+    "service.store": ("grpc", "grpc_status", "routerisk", "service.grpc", "service.http", "service.cli"),
     # the server does not know its command line; Redis is the store's business
     "service.grpc": ("service.cli", "redis"),
+    # the HTTP port: a transport like service.grpc, no command line, no Redis of its own
+    "service.http": ("service.cli", "redis"),
+    # drawing a trip (routerisk map, the dispatcher page): plain data and functions in, no transport, no store
+    "service.render": ("grpc", "grpc_status", "redis", "service.grpc", "service.http", "service.cli", "service.store"),
     # a client of the server: the stubs, not Redis (the store's modules do that for `layers activate`)
     "service.cli": ("redis",),
     # settings and logging are below everything in service
-    "service.config": ("service.grpc", "service.store", "service.cli", "service.usecases"),
-    "service.logs": ("service.grpc", "service.store", "service.cli", "service.usecases"),
+    "service.config": ("service.grpc", "service.http", "service.store", "service.cli", "service.usecases"),
+    "service.logs": ("service.grpc", "service.http", "service.store", "service.cli", "service.usecases"),
 }
 
 

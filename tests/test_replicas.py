@@ -264,9 +264,9 @@ def test_a_trip_resumed_on_the_other_replica_continues_without_repeated_alerts(c
 
     client = cluster.redis()
     try:
-        ttl_ms = client.pttl(f"{cluster.prefix}trip:-/{trip}")
+        ttl_ms = client.pttl(f"{cluster.prefix}trip-v2:-/{trip}")
         assert 0 < ttl_ms <= 7200 * 1000  # the default trip TTL, refreshed by each write
-        assert list(client.scan_iter(match=f"{cluster.prefix}trip-route:*"))  # the planned route, by reference
+        assert list(client.scan_iter(match=f"{cluster.prefix}trip-route-v2:*"))  # the planned route, by reference
     finally:
         client.close()
 

@@ -1,10 +1,10 @@
-"""service.cli.trip_map without a server: merging small cells, GeoJSON shape, HTML escaping."""
+"""service.render.trip_map without a server: merging small cells, GeoJSON shape, HTML escaping."""
 
 from __future__ import annotations
 
 import h3
 
-from service.cli.trip_map import MapCell, MapCrossing, TripMap, display_cells, to_geojson, to_html
+from service.render.trip_map import MapCell, MapCrossing, TripMap, display_cells, to_geojson, to_html
 
 
 def _cells() -> list[MapCell]:

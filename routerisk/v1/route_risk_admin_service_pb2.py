@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+routerisk/v1/route_risk_admin_service.proto\x12\x0crouterisk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x11\x42orderObservation\x12\x13\n\x0bport_number\x18\x01 \x01(\t\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\x19\n\x0cwait_minutes\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12operational_status\x18\x05 \x01(\t\x12\x12\n\nlanes_open\x18\x06 \x01(\x05\x12\x0e\n\x06\x63losed\x18\x07 \x01(\x08\x42\x0f\n\r_wait_minutes\"f\n\x1dLoadBorderObservationsRequest\x12\x35\n\x0cobservations\x18\x01 \x03(\x0b\x32\x1f.routerisk.v1.BorderObservation\x12\x0e\n\x06source\x18\x02 \x01(\t\"^\n\x1eLoadBorderObservationsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\r\n\x05stale\x18\x02 \x01(\x05\x12\x1b\n\x13\x62order_data_version\x18\x03 \x01(\t2\x8c\x01\n\x15RouteRiskAdminService\x12s\n\x16LoadBorderObservations\x12+.routerisk.v1.LoadBorderObservationsRequest\x1a,.routerisk.v1.LoadBorderObservationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+routerisk/v1/route_risk_admin_service.proto\x12\x0crouterisk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x11\x42orderObservation\x12\x13\n\x0bport_number\x18\x01 \x01(\t\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\x19\n\x0cwait_minutes\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12operational_status\x18\x05 \x01(\t\x12\x12\n\nlanes_open\x18\x06 \x01(\x05\x12\x0e\n\x06\x63losed\x18\x07 \x01(\x08\x12\r\n\x05hours\x18\x08 \x01(\tB\x0f\n\r_wait_minutes\"f\n\x1dLoadBorderObservationsRequest\x12\x35\n\x0cobservations\x18\x01 \x03(\x0b\x32\x1f.routerisk.v1.BorderObservation\x12\x0e\n\x06source\x18\x02 \x01(\t\"^\n\x1eLoadBorderObservationsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\r\n\x05stale\x18\x02 \x01(\x05\x12\x1b\n\x13\x62order_data_version\x18\x03 \x01(\t2\x8c\x01\n\x15RouteRiskAdminService\x12s\n\x16LoadBorderObservations\x12+.routerisk.v1.LoadBorderObservationsRequest\x1a,.routerisk.v1.LoadBorderObservationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,11 +33,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'routerisk.v1.route_risk_adm
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BORDEROBSERVATION']._serialized_start=95
-  _globals['_BORDEROBSERVATION']._serialized_end=306
-  _globals['_LOADBORDEROBSERVATIONSREQUEST']._serialized_start=308
-  _globals['_LOADBORDEROBSERVATIONSREQUEST']._serialized_end=410
-  _globals['_LOADBORDEROBSERVATIONSRESPONSE']._serialized_start=412
-  _globals['_LOADBORDEROBSERVATIONSRESPONSE']._serialized_end=506
-  _globals['_ROUTERISKADMINSERVICE']._serialized_start=509
-  _globals['_ROUTERISKADMINSERVICE']._serialized_end=649
+  _globals['_BORDEROBSERVATION']._serialized_end=321
+  _globals['_LOADBORDEROBSERVATIONSREQUEST']._serialized_start=323
+  _globals['_LOADBORDEROBSERVATIONSREQUEST']._serialized_end=425
+  _globals['_LOADBORDEROBSERVATIONSRESPONSE']._serialized_start=427
+  _globals['_LOADBORDEROBSERVATIONSRESPONSE']._serialized_end=521
+  _globals['_ROUTERISKADMINSERVICE']._serialized_start=524
+  _globals['_ROUTERISKADMINSERVICE']._serialized_end=664
 # @@protoc_insertion_point(module_scope)

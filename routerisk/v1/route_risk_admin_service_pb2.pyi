@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BorderObservation(_message.Message):
-    __slots__ = ("port_number", "lane", "wait_minutes", "observed_at", "operational_status", "lanes_open", "closed")
+    __slots__ = ("port_number", "lane", "wait_minutes", "observed_at", "operational_status", "lanes_open", "closed", "hours")
     PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     LANE_FIELD_NUMBER: _ClassVar[int]
     WAIT_MINUTES_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class BorderObservation(_message.Message):
     OPERATIONAL_STATUS_FIELD_NUMBER: _ClassVar[int]
     LANES_OPEN_FIELD_NUMBER: _ClassVar[int]
     CLOSED_FIELD_NUMBER: _ClassVar[int]
+    HOURS_FIELD_NUMBER: _ClassVar[int]
     port_number: str
     lane: str
     wait_minutes: float
@@ -25,7 +26,8 @@ class BorderObservation(_message.Message):
     operational_status: str
     lanes_open: int
     closed: bool
-    def __init__(self, port_number: _Optional[str] = ..., lane: _Optional[str] = ..., wait_minutes: _Optional[float] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operational_status: _Optional[str] = ..., lanes_open: _Optional[int] = ..., closed: _Optional[bool] = ...) -> None: ...
+    hours: str
+    def __init__(self, port_number: _Optional[str] = ..., lane: _Optional[str] = ..., wait_minutes: _Optional[float] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operational_status: _Optional[str] = ..., lanes_open: _Optional[int] = ..., closed: _Optional[bool] = ..., hours: _Optional[str] = ...) -> None: ...
 
 class LoadBorderObservationsRequest(_message.Message):
     __slots__ = ("observations", "source")

@@ -26,6 +26,7 @@ class RiskLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RISK_LEVEL_HIGH: _ClassVar[RiskLevel]
     RISK_LEVEL_SEVERE: _ClassVar[RiskLevel]
     RISK_LEVEL_CRITICAL: _ClassVar[RiskLevel]
+    RISK_LEVEL_NOT_COVERED: _ClassVar[RiskLevel]
 
 class WaitSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -57,6 +58,7 @@ RISK_LEVEL_MODERATE: RiskLevel
 RISK_LEVEL_HIGH: RiskLevel
 RISK_LEVEL_SEVERE: RiskLevel
 RISK_LEVEL_CRITICAL: RiskLevel
+RISK_LEVEL_NOT_COVERED: RiskLevel
 WAIT_SOURCE_UNSPECIFIED: WaitSource
 WAIT_SOURCE_LIVE: WaitSource
 WAIT_SOURCE_HISTORICAL: WaitSource
@@ -172,7 +174,7 @@ class Hotspot(_message.Message):
     def __init__(self, cell: _Optional[str] = ..., center: _Optional[_Union[LatLng, _Mapping]] = ..., risk: _Optional[float] = ..., incident_count: _Optional[int] = ..., last_incident_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_incidents: _Optional[float] = ..., pass_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recent_activity: _Optional[bool] = ..., recent_share: _Optional[float] = ..., recent_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CrossingPassage(_message.Message):
-    __slots__ = ("port_number", "port_name", "crossing_name", "lane", "expected_wait_minutes", "wait_source", "observed_at", "direction", "location", "arrival_time", "closed", "expected_incidents", "operational_status")
+    __slots__ = ("port_number", "port_name", "crossing_name", "lane", "expected_wait_minutes", "wait_source", "observed_at", "direction", "location", "arrival_time", "closed", "expected_incidents", "operational_status", "lanes_open_time", "hours_source")
     PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PORT_NAME_FIELD_NUMBER: _ClassVar[int]
     CROSSING_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +188,8 @@ class CrossingPassage(_message.Message):
     CLOSED_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
     OPERATIONAL_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LANES_OPEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    HOURS_SOURCE_FIELD_NUMBER: _ClassVar[int]
     port_number: str
     port_name: str
     crossing_name: str
@@ -199,10 +203,24 @@ class CrossingPassage(_message.Message):
     closed: bool
     expected_incidents: float
     operational_status: str
-    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., wait_source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[_Union[CrossingDirection, str]] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed: _Optional[bool] = ..., expected_incidents: _Optional[float] = ..., operational_status: _Optional[str] = ...) -> None: ...
+    lanes_open_time: _timestamp_pb2.Timestamp
+    hours_source: str
+    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., wait_source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[_Union[CrossingDirection, str]] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed: _Optional[bool] = ..., expected_incidents: _Optional[float] = ..., operational_status: _Optional[str] = ..., lanes_open_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hours_source: _Optional[str] = ...) -> None: ...
+
+class UncoveredStretch(_message.Message):
+    __slots__ = ("start_km", "end_km", "start", "end")
+    START_KM_FIELD_NUMBER: _ClassVar[int]
+    END_KM_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start_km: float
+    end_km: float
+    start: LatLng
+    end: LatLng
+    def __init__(self, start_km: _Optional[float] = ..., end_km: _Optional[float] = ..., start: _Optional[_Union[LatLng, _Mapping]] = ..., end: _Optional[_Union[LatLng, _Mapping]] = ...) -> None: ...
 
 class ScoreRouteResponse(_message.Message):
-    __slots__ = ("score", "level", "expected_incidents", "incident_probability", "distance_km", "duration", "segments", "hotspots", "crossings", "layer_version", "cached", "exposed_duration", "departure_time", "arrival_time", "resolution", "cell_count", "reference", "layer_synthetic", "queue_expected_incidents", "border_data_version")
+    __slots__ = ("score", "level", "expected_incidents", "incident_probability", "distance_km", "duration", "segments", "hotspots", "crossings", "layer_version", "cached", "exposed_duration", "departure_time", "arrival_time", "resolution", "cell_count", "reference", "layer_synthetic", "queue_expected_incidents", "border_data_version", "covered_fraction", "uncovered_stretches")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +241,8 @@ class ScoreRouteResponse(_message.Message):
     LAYER_SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
     QUEUE_EXPECTED_INCIDENTS_FIELD_NUMBER: _ClassVar[int]
     BORDER_DATA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COVERED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    UNCOVERED_STRETCHES_FIELD_NUMBER: _ClassVar[int]
     score: float
     level: RiskLevel
     expected_incidents: float
@@ -243,7 +263,9 @@ class ScoreRouteResponse(_message.Message):
     layer_synthetic: bool
     queue_expected_incidents: float
     border_data_version: str
-    def __init__(self, score: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., expected_incidents: _Optional[float] = ..., incident_probability: _Optional[float] = ..., distance_km: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[RouteSegment, _Mapping]]] = ..., hotspots: _Optional[_Iterable[_Union[Hotspot, _Mapping]]] = ..., crossings: _Optional[_Iterable[_Union[CrossingPassage, _Mapping]]] = ..., layer_version: _Optional[str] = ..., cached: _Optional[bool] = ..., exposed_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[int] = ..., cell_count: _Optional[int] = ..., reference: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ..., queue_expected_incidents: _Optional[float] = ..., border_data_version: _Optional[str] = ...) -> None: ...
+    covered_fraction: float
+    uncovered_stretches: _containers.RepeatedCompositeFieldContainer[UncoveredStretch]
+    def __init__(self, score: _Optional[float] = ..., level: _Optional[_Union[RiskLevel, str]] = ..., expected_incidents: _Optional[float] = ..., incident_probability: _Optional[float] = ..., distance_km: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[RouteSegment, _Mapping]]] = ..., hotspots: _Optional[_Iterable[_Union[Hotspot, _Mapping]]] = ..., crossings: _Optional[_Iterable[_Union[CrossingPassage, _Mapping]]] = ..., layer_version: _Optional[str] = ..., cached: _Optional[bool] = ..., exposed_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., departure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., arrival_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[int] = ..., cell_count: _Optional[int] = ..., reference: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ..., queue_expected_incidents: _Optional[float] = ..., border_data_version: _Optional[str] = ..., covered_fraction: _Optional[float] = ..., uncovered_stretches: _Optional[_Iterable[_Union[UncoveredStretch, _Mapping]]] = ...) -> None: ...
 
 class BatchScoreRoutesRequest(_message.Message):
     __slots__ = ("requests",)
@@ -392,7 +414,7 @@ class ListBorderCrossingsRequest(_message.Message):
     def __init__(self, port_number: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LaneWait(_message.Message):
-    __slots__ = ("lane", "expected_wait_minutes", "source", "observed_at", "age", "operational_status", "lanes_open", "closed")
+    __slots__ = ("lane", "expected_wait_minutes", "source", "observed_at", "age", "operational_status", "lanes_open", "closed", "lanes_open_time")
     LANE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_WAIT_MINUTES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -401,6 +423,7 @@ class LaneWait(_message.Message):
     OPERATIONAL_STATUS_FIELD_NUMBER: _ClassVar[int]
     LANES_OPEN_FIELD_NUMBER: _ClassVar[int]
     CLOSED_FIELD_NUMBER: _ClassVar[int]
+    LANES_OPEN_TIME_FIELD_NUMBER: _ClassVar[int]
     lane: CrossingLane
     expected_wait_minutes: float
     source: WaitSource
@@ -409,10 +432,11 @@ class LaneWait(_message.Message):
     operational_status: str
     lanes_open: int
     closed: bool
-    def __init__(self, lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., operational_status: _Optional[str] = ..., lanes_open: _Optional[int] = ..., closed: _Optional[bool] = ...) -> None: ...
+    lanes_open_time: _timestamp_pb2.Timestamp
+    def __init__(self, lane: _Optional[_Union[CrossingLane, str]] = ..., expected_wait_minutes: _Optional[float] = ..., source: _Optional[_Union[WaitSource, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., operational_status: _Optional[str] = ..., lanes_open: _Optional[int] = ..., closed: _Optional[bool] = ..., lanes_open_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BorderCrossing(_message.Message):
-    __slots__ = ("port_number", "port_name", "crossing_name", "mexican_city", "us_state", "location", "time_zone", "commercial_lanes", "fast_lanes", "lane_waits")
+    __slots__ = ("port_number", "port_name", "crossing_name", "mexican_city", "us_state", "location", "time_zone", "commercial_lanes", "fast_lanes", "lane_waits", "commercial_hours", "hours_source")
     PORT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PORT_NAME_FIELD_NUMBER: _ClassVar[int]
     CROSSING_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -423,6 +447,8 @@ class BorderCrossing(_message.Message):
     COMMERCIAL_LANES_FIELD_NUMBER: _ClassVar[int]
     FAST_LANES_FIELD_NUMBER: _ClassVar[int]
     LANE_WAITS_FIELD_NUMBER: _ClassVar[int]
+    COMMERCIAL_HOURS_FIELD_NUMBER: _ClassVar[int]
+    HOURS_SOURCE_FIELD_NUMBER: _ClassVar[int]
     port_number: str
     port_name: str
     crossing_name: str
@@ -433,7 +459,9 @@ class BorderCrossing(_message.Message):
     commercial_lanes: int
     fast_lanes: int
     lane_waits: _containers.RepeatedCompositeFieldContainer[LaneWait]
-    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., mexican_city: _Optional[str] = ..., us_state: _Optional[str] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., time_zone: _Optional[str] = ..., commercial_lanes: _Optional[int] = ..., fast_lanes: _Optional[int] = ..., lane_waits: _Optional[_Iterable[_Union[LaneWait, _Mapping]]] = ...) -> None: ...
+    commercial_hours: str
+    hours_source: str
+    def __init__(self, port_number: _Optional[str] = ..., port_name: _Optional[str] = ..., crossing_name: _Optional[str] = ..., mexican_city: _Optional[str] = ..., us_state: _Optional[str] = ..., location: _Optional[_Union[LatLng, _Mapping]] = ..., time_zone: _Optional[str] = ..., commercial_lanes: _Optional[int] = ..., fast_lanes: _Optional[int] = ..., lane_waits: _Optional[_Iterable[_Union[LaneWait, _Mapping]]] = ..., commercial_hours: _Optional[str] = ..., hours_source: _Optional[str] = ...) -> None: ...
 
 class ListBorderCrossingsResponse(_message.Message):
     __slots__ = ("crossings", "border_data_version")
@@ -656,3 +684,17 @@ class MonitorTripResponse(_message.Message):
     layer_version: str
     layer_synthetic: bool
     def __init__(self, trip_id: _Optional[str] = ..., acknowledged_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicate: _Optional[bool] = ..., resumed: _Optional[bool] = ..., alerts: _Optional[_Iterable[_Union[TripAlert, _Mapping]]] = ..., positions_processed: _Optional[int] = ..., layer_version: _Optional[str] = ..., layer_synthetic: _Optional[bool] = ...) -> None: ...
+
+class ReportTripPositionsRequest(_message.Message):
+    __slots__ = ("positions",)
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    positions: _containers.RepeatedCompositeFieldContainer[MonitorTripRequest]
+    def __init__(self, positions: _Optional[_Iterable[_Union[MonitorTripRequest, _Mapping]]] = ...) -> None: ...
+
+class ReportTripPositionsResponse(_message.Message):
+    __slots__ = ("responses", "error")
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[MonitorTripResponse]
+    error: _status_pb2.Status
+    def __init__(self, responses: _Optional[_Iterable[_Union[MonitorTripResponse, _Mapping]]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...

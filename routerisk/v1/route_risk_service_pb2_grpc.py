@@ -81,6 +81,11 @@ class RouteRiskServiceStub:
                 request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasRequest.SerializeToString,
                 response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasResponse.FromString,
                 _registered_method=True)
+        self.ReportTripPositions = channel.unary_unary(
+                '/routerisk.v1.RouteRiskService/ReportTripPositions',
+                request_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ReportTripPositionsRequest.SerializeToString,
+                response_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ReportTripPositionsResponse.FromString,
+                _registered_method=True)
 
 
 class RouteRiskServiceServicer:
@@ -163,6 +168,18 @@ class RouteRiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportTripPositions(self, request, context):
+        """ReportTripPositions is MonitorTrip for clients that cannot hold a
+        bidirectional stream (HTTP/1.1, browsers, Connect JSON over curl): a batch
+        of positions of one trip in, one response per position out, in order. It
+        shares MonitorTrip's trip state, so a trip may move between the two. The
+        batch is validated whole first: one bad position refuses it with nothing
+        processed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteRiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -210,6 +227,11 @@ def add_RouteRiskServiceServicer_to_server(servicer, server):
                     servicer.ExportAvoidAreas,
                     request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasRequest.FromString,
                     response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasResponse.SerializeToString,
+            ),
+            'ReportTripPositions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportTripPositions,
+                    request_deserializer=routerisk_dot_v1_dot_route__risk__service__pb2.ReportTripPositionsRequest.FromString,
+                    response_serializer=routerisk_dot_v1_dot_route__risk__service__pb2.ReportTripPositionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -457,6 +479,33 @@ class RouteRiskService:
             '/routerisk.v1.RouteRiskService/ExportAvoidAreas',
             routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasRequest.SerializeToString,
             routerisk_dot_v1_dot_route__risk__service__pb2.ExportAvoidAreasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportTripPositions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routerisk.v1.RouteRiskService/ReportTripPositions',
+            routerisk_dot_v1_dot_route__risk__service__pb2.ReportTripPositionsRequest.SerializeToString,
+            routerisk_dot_v1_dot_route__risk__service__pb2.ReportTripPositionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

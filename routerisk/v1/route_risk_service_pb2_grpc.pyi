@@ -72,6 +72,14 @@ class RouteRiskServiceStub:
     routing engine to avoid: GeoJSON, a Valhalla exclude_polygons fragment and
     a GraphHopper custom model, each within the sizes those engines accept.
     """
+    ReportTripPositions: _grpc.UnaryUnaryMultiCallable[_route_risk_service_pb2.ReportTripPositionsRequest, _route_risk_service_pb2.ReportTripPositionsResponse]
+    """ReportTripPositions is MonitorTrip for clients that cannot hold a
+    bidirectional stream (HTTP/1.1, browsers, Connect JSON over curl): a batch
+    of positions of one trip in, one response per position out, in order. It
+    shares MonitorTrip's trip state, so a trip may move between the two. The
+    batch is validated whole first: one bad position refuses it with nothing
+    processed.
+    """
 
 @_typing.type_check_only
 class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
@@ -116,6 +124,14 @@ class RouteRiskServiceAsyncStub(RouteRiskServiceStub):
     """ExportAvoidAreas merges the riskiest cells of a box into polygons for a
     routing engine to avoid: GeoJSON, a Valhalla exclude_polygons fragment and
     a GraphHopper custom model, each within the sizes those engines accept.
+    """
+    ReportTripPositions: _aio.UnaryUnaryMultiCallable[_route_risk_service_pb2.ReportTripPositionsRequest, _route_risk_service_pb2.ReportTripPositionsResponse]  # type: ignore[assignment]
+    """ReportTripPositions is MonitorTrip for clients that cannot hold a
+    bidirectional stream (HTTP/1.1, browsers, Connect JSON over curl): a batch
+    of positions of one trip in, one response per position out, in order. It
+    shares MonitorTrip's trip state, so a trip may move between the two. The
+    batch is validated whole first: one bad position refuses it with nothing
+    processed.
     """
 
 class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -212,6 +228,20 @@ class RouteRiskServiceServicer(metaclass=_abc_1.ABCMeta):
         """ExportAvoidAreas merges the riskiest cells of a box into polygons for a
         routing engine to avoid: GeoJSON, a Valhalla exclude_polygons fragment and
         a GraphHopper custom model, each within the sizes those engines accept.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportTripPositions(
+        self,
+        request: _route_risk_service_pb2.ReportTripPositionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_route_risk_service_pb2.ReportTripPositionsResponse, _abc.Awaitable[_route_risk_service_pb2.ReportTripPositionsResponse]]:
+        """ReportTripPositions is MonitorTrip for clients that cannot hold a
+        bidirectional stream (HTTP/1.1, browsers, Connect JSON over curl): a batch
+        of positions of one trip in, one response per position out, in order. It
+        shares MonitorTrip's trip state, so a trip may move between the two. The
+        batch is validated whole first: one bad position refuses it with nothing
+        processed.
         """
 
 def add_RouteRiskServiceServicer_to_server(servicer: RouteRiskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

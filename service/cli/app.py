@@ -11,6 +11,7 @@ import typer
 from service.cli.avoid import avoid
 from service.cli.batch import score_batch
 from service.cli.border import border_app, crossings_app
+from service.cli.help import readable
 from service.cli.layers import layers_app
 from service.cli.map import map_route
 from service.cli.monitor import monitor
@@ -33,5 +34,5 @@ app.command()(departures)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: the app as a click command, its help labels made readable."""
+    readable(typer.main.get_command(app))()

@@ -22,9 +22,9 @@ from service.cli.common import (
     Server,
     Timeout,
     channel_to,
-    parse_time,
     reports_errors,
 )
+from service.cli.times import read_time, say, zone_here
 
 
 class Level(StrEnum):
@@ -51,12 +51,17 @@ def parse_bbox(text: str) -> pb.BoundingBox:
 
 @reports_errors
 def avoid(
-    bbox: Annotated[str, typer.Option(help="WEST,SOUTH,EAST,NORTH in degrees, e.g. -101,18.5,-97.5,21")],
+    bbox: Annotated[str, typer.Option(help="west, south, east and north edges in degrees, e.g. -101,18.5,-97.5,21")],
     threshold: Annotated[Level, typer.Option(help="lowest risk level to avoid")] = Level.high,
     output_format: Annotated[AvoidFormat, typer.Option("--format", help="what to write")] = AvoidFormat.geojson,
-    at: Annotated[str | None, typer.Option("--time", help="ISO 8601: risk at this hour (default weekly mean)")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--time", help="ISO 8601 hour of the risk (default weekly mean); no offset: local at the box centre"
+        ),
+    ] = None,
     valhalla_max_perimeter: Annotated[
-        float, typer.Option(help="metres; your Valhalla's service_limits.max_exclude_polygons_length")
+        float, typer.Option(help="metres: your Valhalla's limit on exclude polygon perimeters (see README)")
     ] = 10_000.0,
     graphhopper_max_vertices: Annotated[int, typer.Option(min=1, help="vertex budget of the custom model")] = 5_000,
     out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
@@ -71,7 +76,11 @@ def avoid(
         graphhopper_max_vertices=graphhopper_max_vertices,
     )
     if at is not None:
-        request.time.FromDatetime(parse_time(at, "--time"))
+        bounds = request.bounds
+        centre = zone_here((bounds.south + bounds.north) / 2, (bounds.west + bounds.east) / 2)
+        read = read_time(at, "--time", centre, "the centre of the box")
+        say([read.note])
+        request.time.FromDatetime(read.utc)
     with channel_to(server) as channel:
         response = pb_grpc.RouteRiskServiceStub(channel).ExportAvoidAreas(request, timeout=timeout)
     text = getattr(response, output_format.value) + "\n"

@@ -18,10 +18,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import typer
@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from geodata import route as routes
 from geodata.bounded import MAX_DEPTH, field_limit, load_json
 from geodata.errors import InputError, InvalidRouteError, Violation
+from geodata.route import RoutePath
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.cli.common import (
@@ -50,11 +51,15 @@ from service.cli.common import (
     set_line,
     spreadsheet_safe,
 )
+from service.cli.times import origin_zone, read_time
+
+UTC_ZONE = ZoneInfo("UTC")
 
 OUTPUT_COLUMNS = (
     "id",
     "score",
     "level",
+    "coverage",
     "distance_km",
     "duration_h",
     "crossing",
@@ -98,16 +103,20 @@ class Columns:
     id: str = "id"
     departure: str | None = None
     precision: int = 5
+    # --departure: for rows without one of their own (each read at its own load's origin)
+    default_departure: str | None = None
 
 
 @dataclass
 class Row:
-    """One input row: its line number, its id, and a request or the reason there is none."""
+    """One input row: its line number, its id, and a request or the reason there is none;
+    ``zone`` names the zone a departure without an offset was read in."""
 
     number: int
     id: str
     request: pb.ScoreRouteRequest | None = None
     error: str = ""
+    zone: str = ""
 
 
 def read_rows(
@@ -211,22 +220,14 @@ def _row(number: int, values: dict[str, Any], columns: Columns, template: pb.Sco
     request.reference = row.id
     problems = []
     route = values.get(columns.route)
+    path = None
     try:
-        _set_route(request, route, columns)
+        path = _set_route(request, route, columns)
     except InputError as exc:
         problems.append(str(exc))
-    if columns.departure:
-        text = values.get(columns.departure)
-        text = "" if text is None else str(text).strip()
-        if text:
-            try:
-                when = datetime.fromisoformat(text)
-            except ValueError:
-                problems.append(f"{columns.departure}: {text[:40]!r} is not an ISO 8601 time")
-            else:
-                request.departure_time.FromDatetime(
-                    when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-                )
+    problem = _set_departure(row, request, values, columns, path)
+    if problem:
+        problems.append(problem)
     if problems:
         row.error = "; ".join(problems)
     else:
@@ -234,7 +235,30 @@ def _row(number: int, values: dict[str, Any], columns: Columns, template: pb.Sco
     return row
 
 
-def _set_route(request: pb.ScoreRouteRequest, value: Any, columns: Columns) -> None:
+def _set_departure(
+    row: Row, request: pb.ScoreRouteRequest, values: dict[str, Any], columns: Columns, path: RoutePath | None
+) -> str:
+    """The row's departure (its cell, else --departure) into the request; one without an offset is
+    local time at the load's origin. Returns the problem, if any."""
+    cell = values.get(columns.departure) if columns.departure else None
+    text = "" if cell is None else str(cell).strip()
+    field = columns.departure if text else "--departure"
+    text = text or (columns.default_departure or "")
+    if not text:
+        return ""
+    if len(text) > 40:
+        return f"{field}: {text[:40]!r}... is not an ISO 8601 time"
+    zone = origin_zone(path)
+    try:
+        read = read_time(text, field or "--departure", zone, "the load's origin")
+    except CliError as exc:
+        return str(exc)
+    request.departure_time.FromDatetime(read.utc)
+    row.zone = zone.key if read.note and zone else ""
+    return ""
+
+
+def _set_route(request: pb.ScoreRouteRequest, value: Any, columns: Columns) -> RoutePath:
     """Validate the route here (a bad one never reaches the server) and put it in the request.
 
     A text value is an encoded polyline (sent as such, so the score is the one ``routerisk score
@@ -242,8 +266,9 @@ def _set_route(request: pb.ScoreRouteRequest, value: Any, columns: Columns) -> N
     """
     field = columns.route
     if isinstance(value, dict):
-        set_line(request, routes.from_geojson(json.dumps(value), field=field))
-        return
+        path = routes.from_geojson(json.dumps(value), field=field)
+        set_line(request, path)
+        return path
     if not isinstance(value, str):
         got = "nothing" if value is None else type(value).__name__
         raise InvalidRouteError(Violation(field, f"expected an encoded polyline or GeoJSON, got {got}"))
@@ -251,13 +276,15 @@ def _set_route(request: pb.ScoreRouteRequest, value: Any, columns: Columns) -> N
     if not text:
         raise InvalidRouteError(Violation(field, "is empty"))
     if text.startswith("{"):
-        set_line(request, routes.from_geojson(text, field=field))
-        return
-    routes.from_polyline(text, precision=columns.precision, field=field)
+        path = routes.from_geojson(text, field=field)
+        set_line(request, path)
+        return path
+    path = routes.from_polyline(text, precision=columns.precision, field=field)
     if columns.precision == 6:
         request.route.encoded_polyline6 = text
     else:
         request.route.encoded_polyline = text
+    return path
 
 
 def status_text(status: status_pb2.Status, columns: Columns) -> str:
@@ -299,9 +326,11 @@ class _Writer:
         record["error"] = row.error or None
         if response is not None:
             crossing = response.crossings[0] if response.crossings else None
+            # a route mostly outside the data has no score to show: blank, never 0
             record.update(
-                score=response.score,
+                score=None if response.level == pb.RISK_LEVEL_NOT_COVERED else response.score,
                 level=pb.RiskLevel.Name(response.level).removeprefix("RISK_LEVEL_").lower(),
+                coverage=response.covered_fraction,
                 distance_km=response.distance_km,
                 duration_h=response.duration.ToTimedelta().total_seconds() / 3600,
                 crossing=crossing.port_name if crossing else None,
@@ -313,7 +342,7 @@ class _Writer:
         if self._fmt is FileFormat.jsonl:
             self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             return
-        digits = {"score": 2, "distance_km": 1, "duration_h": 2, "wait_minutes": 0}
+        digits = {"score": 2, "coverage": 2, "distance_km": 1, "duration_h": 2, "wait_minutes": 0}
         self._write_csv(
             ""
             if record[c] is None
@@ -339,6 +368,7 @@ class _Writer:
 class _Tally:
     rows: int = 0
     bad: int = 0
+    partly_covered: int = 0  # scored rows not fully inside the layer's data coverage
 
 
 class _Batcher:
@@ -366,6 +396,7 @@ class _Batcher:
                     row.error = status_text(result.error, self._columns)
                 else:
                     response = result.response
+                    self.tally.partly_covered += bool(response.uncovered_stretches)
             if row.error:
                 self._report(row)
             self._writer.write(row, response)
@@ -441,8 +472,12 @@ def score_batch(
     marked in the error column; exit 2 when any row was bad."""
     in_fmt = format_of(file, input_format)
     out_fmt = format_of(str(out) if out else None, output_format)
-    columns = Columns(route=route_column, id=id_column, departure=departure_column, precision=precision)
-    template = request_options(departure, speed_kmh, lane)
+    if departure is not None:
+        read_time(departure, "--departure", UTC_ZONE, "the load's origin")  # a typo fails before any row
+    columns = Columns(
+        route=route_column, id=id_column, departure=departure_column, precision=precision, default_departure=departure
+    )
+    template = request_options(speed_kmh, lane)
     name = "stdin" if file == "-" else file
     with ExitStack() as stack:
         if file == "-":
@@ -468,9 +503,11 @@ def score_batch(
         batcher = _Batcher(pb_grpc.RouteRiskServiceStub(channel), writer, name, columns)
         progress = stack.enter_context(_progress(quiet))
         task = progress.add_task("scoring", total=total)
+        zones: set[str] = set()
         try:
             queued = 0
             for row in rows:
+                zones.update([row.zone] if row.zone else [])
                 batcher.pending.append(row)
                 queued += row.request is not None
                 if queued >= batch_size or len(batcher.pending) >= batch_size:
@@ -482,9 +519,18 @@ def score_batch(
             raise CliError(f"{failed} ({batcher.tally.rows} row(s) written before this)", failed.code) from None
         except UnicodeDecodeError as exc:
             raise CliError(f"{name}: is not UTF-8 text: {exc}", EXIT_BAD_INPUT) from None
+    if zones:
+        where = ", ".join(sorted(zones))
+        print(f"departures without a UTC offset taken as local time at each load's origin ({where})", file=sys.stderr)
     tally = batcher.tally
     if tally.bad > MAX_LISTED_ERRORS:
         print(f"... and {tally.bad - MAX_LISTED_ERRORS} more bad row(s)", file=sys.stderr)
     print(f"{tally.rows - tally.bad} of {tally.rows} row(s) scored; {tally.bad} bad", file=sys.stderr)
+    if tally.partly_covered:
+        print(
+            f"warning: {tally.partly_covered} route(s) lie partly or mostly outside the layer's data coverage "
+            "(the coverage column; level not_covered has no score)",
+            file=sys.stderr,
+        )
     if tally.bad:
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -42,7 +42,10 @@ class Lane(StrEnum):
     fast = "fast"
 
 
-Departure = Annotated[str | None, typer.Option(help="ISO 8601 departure time (default now)")]
+Departure = Annotated[
+    str | None,
+    typer.Option(help="ISO 8601 departure (default now); without a UTC offset: local time at the route's origin"),
+]
 SpeedKmh = Annotated[float | None, typer.Option("--speed-kmh", help="average speed, km/h")]
 LaneOption = Annotated[Lane, typer.Option(help="commercial lane at the border")]
 
@@ -122,7 +125,7 @@ def channel_to(server: str) -> Iterator[grpc.Channel]:
 def rpc_error(exc: grpc.RpcError, server: str) -> CliError:
     code = exc.code()
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return CliError(violations(exc) or exc.details(), EXIT_BAD_INPUT)
+        return CliError(_option_hint(violations(exc) or exc.details() or ""), EXIT_BAD_INPUT)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return CliError(f"server {server} is unreachable or not ready ({code.name}): {exc.details()}", EXIT_UNAVAILABLE)
     if code == grpc.StatusCode.NOT_FOUND:
@@ -130,6 +133,20 @@ def rpc_error(exc: grpc.RpcError, server: str) -> CliError:
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return CliError(f"{exc.details()} (set ROUTERISK_API_KEY)", EXIT_BAD_INPUT)
     return CliError(f"server {server} answered {code.name}: {exc.details()}")
+
+
+# the server's hint for a polyline of the wrong precision names the request field; here, the option
+_OPTION_HINTS = {
+    "did you mean encoded_polyline6": "did you mean --polyline6",
+    "did you mean encoded_polyline": "did you mean --polyline",
+}
+
+
+def _option_hint(text: str) -> str:
+    for field, option in _OPTION_HINTS.items():
+        if field in text:
+            return text.replace(field, option)
+    return text
 
 
 def violations(exc: grpc.RpcError) -> str:
@@ -169,15 +186,6 @@ def read_route(source: str) -> routes.RoutePath:
         raise CliError(f"{source}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
 
 
-def parse_time(text: str, option: str) -> datetime:
-    """An ISO 8601 time (UTC when no offset is given)."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not an ISO 8601 time", EXIT_BAD_INPUT) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|min|s)", re.IGNORECASE)
 _UNIT_S = {"d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 
@@ -195,21 +203,47 @@ def print_json(message: Message) -> None:
     sys.stdout.write(json_format.MessageToJson(message, indent=2, always_print_fields_with_no_presence=True) + "\n")
 
 
-def hours_text(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def request_options(departure: str | None, speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
-    """A ScoreRouteRequest with the trip options every scoring command shares (no route yet)."""
+def request_options(speed_kmh: float | None, lane: Lane) -> pb.ScoreRouteRequest:
+    """A ScoreRouteRequest with the trip options every scoring command shares (no route or
+    departure yet: a departure is read at the route's origin, :func:`service.cli.times.set_departure`)."""
     request = pb.ScoreRouteRequest(
         crossing_lane=pb.CROSSING_LANE_FAST if lane is Lane.fast else pb.CROSSING_LANE_STANDARD
     )
-    if departure is not None:
-        request.departure_time.FromDatetime(parse_time(departure, "--departure"))
     if speed_kmh is not None:
         request.average_speed_kmh = speed_kmh
     return request
+
+
+def set_route(
+    request: pb.ScoreRouteRequest,
+    route: str | None,
+    polyline: str | None,
+    polyline6: str | None,
+    *,
+    strict: bool = False,
+) -> routes.RoutePath | None:
+    """Exactly one of a route file (or - for stdin), --polyline or --polyline6 into the request;
+    the decoded path is returned (its origin is where a departure's local time is read). A
+    polyline that does not decode goes to the server all the same (None: the server names the
+    field, and counts the call), unless ``strict`` (a command that draws the path needs it)."""
+    given = [x for x in (route, polyline, polyline6) if x is not None]
+    if len(given) != 1:
+        raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
+    if polyline is None and polyline6 is None:
+        path = read_route(route or "-")
+        set_line(request, path)
+        return path
+    if polyline is not None:
+        request.route.encoded_polyline = polyline
+    else:
+        request.route.encoded_polyline6 = polyline6 or ""
+    precision, text = (5, polyline) if polyline is not None else (6, polyline6 or "")
+    try:
+        return routes.from_polyline(text, precision=precision, field=f"--polyline{'' if precision == 5 else '6'}")
+    except InputError as exc:
+        if strict:
+            raise CliError(str(exc), EXIT_BAD_INPUT) from None
+        return None
 
 
 def set_line(request: pb.ScoreRouteRequest, path: routes.RoutePath) -> None:

@@ -35,6 +35,14 @@ Municipalities = Annotated[
     Path | None, typer.Option("--municipalities", help="INEGI municipal polygons, for SESNSP municipal CSVs")
 ]
 Roads = Annotated[Path | None, typer.Option("--roads", help="road lines: spread SESNSP counts onto road cells")]
+CoverageFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--coverage",
+        help="polygon(s) of the area the data covers (GeoJSON, GeoPackage...); default: the municipalities "
+        "of SESNSP data, else ~10-25 km around the incidents",
+    ),
+]
 
 
 def _report_input_error(exc: InputError) -> typer.Exit:
@@ -106,6 +114,7 @@ def build(
         typer.Option("--incremental", help="add the inputs to a stored layer's incidents (--base, or the active one)"),
     ] = False,
     base: Annotated[str | None, typer.Option("--base", help="the layer --incremental starts from")] = None,
+    coverage_file: CoverageFile = None,
 ) -> None:
     """Build a layer from incident files (fitting the model on them); prints the new version id last."""
     from geodata.adaptive import build_fitted_layer
@@ -130,6 +139,7 @@ def build(
         )
         print(report.describe(), file=sys.stderr)
         params = report.params
+    layer = _with_coverage(layer, coverage_file, municipalities, incidents)
     provenance = {"inputs": inputs_meta, "params": asdict(params), "synthetic": synthetic, **provenance}
     store.write(layer, provenance, attach=lambda folder: save_incidents(incidents, own, folder))
     if activate:
@@ -137,6 +147,31 @@ def build(
         _broadcast(layer.version)
     print(f"{len(incidents)} incidents → {len(layer.cells)} cells{' (activated)' if activate else ''}", file=sys.stderr)
     print(layer.version)
+
+
+def _with_coverage(layer, coverage_file: Path | None, municipalities: Path | None, incidents):
+    """The layer with the area its data covers: the ``--coverage`` polygons, else the municipalities
+    of aggregated (SESNSP) data, else the documented default for point data (docs/model.md)."""
+    from geodata import coverage
+    from geodata.layers import with_coverage
+    from geodata.sesnsp import read_areas
+
+    resolution = coverage.resolution_of(layer.resolution)
+    area = coverage_file or municipalities
+    if area is None:
+        cells = coverage.of_points(incidents.lat, incidents.lng, resolution)
+        source = "point data: the incidents' resolution-5 cells and the ring around them"
+    else:
+        try:
+            cells = coverage.of_shapes(read_areas(area, "coverage polygons"), resolution)
+        except InputError as exc:
+            raise _report_input_error(exc) from None
+        if len(cells) == 0:
+            raise CliError(f"{area.name}: holds no polygon, so it covers nothing", EXIT_BAD_INPUT)
+        source = f"{'polygons' if coverage_file else 'municipalities'} of {area.name}"
+    covered = with_coverage(layer, cells, source)
+    print(f"coverage: {source} ({len(cells)} cells)", file=sys.stderr)
+    return covered
 
 
 def _add_to_base(store: LayerStore, base: str | None, resolution: int, incidents, own, inputs_meta):
@@ -182,12 +217,18 @@ def list_layers(
     from rich.table import Table
 
     table = Table()
-    for column in ("", "version", "cells", "incidents", "built", "data"):
+    for column in ("", "version", "cells", "incidents", "built", "data", "coverage"):
         table.add_column(column)
     for info in infos:
         data = "SYNTHETIC" if info.synthetic else "real"
         table.add_row(
-            "*" if info.active else "", info.version, str(info.cells), str(info.incidents), info.built_at, data
+            "*" if info.active else "",
+            info.version,
+            str(info.cells),
+            str(info.incidents),
+            info.built_at,
+            data,
+            info.coverage,
         )
     Console().print(table)
 

@@ -2,7 +2,8 @@
 
 Uses the scoring API as it is: ``ScoreRoute`` for the score, hotspots and crossings, the route's
 H3 chain computed here (``geodata.cells``, at the resolution the response names), and
-``GetCellRisk`` for each cell at the hour the truck passes it. Rendering is ``service.cli.trip_map``.
+``GetCellRisk`` for each cell at the hour the truck passes it (:func:`service.render.gather.trip_of`).
+Rendering is ``service.render.trip_map``, which the HTTP port's dispatcher page draws with too.
 """
 
 from __future__ import annotations
@@ -15,16 +16,11 @@ from pathlib import Path
 from typing import Annotated
 
 import grpc
-import h3
-import numpy as np
 import typer
 
-from geodata import route as routes
-from geodata.cells import route_to_cells
-from geodata.errors import InputError
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
-from service.cli import trip_map
+from service.cli import coverage_text
 from service.cli.common import (
     DEFAULT_SERVER,
     EXIT_BAD_INPUT,
@@ -36,12 +32,12 @@ from service.cli.common import (
     SpeedKmh,
     Timeout,
     channel_to,
-    hours_text,
-    read_route,
     reports_errors,
     request_options,
-    set_line,
+    set_route,
 )
+from service.cli.times import DATE_CLOCK, end_zone, local_text, origin_zone, say, set_departure
+from service.render import gather, trip_map
 
 # GetCellRisk calls in flight at once: enough to hide the round trip, far below the server's workers
 CELL_CALLS_IN_FLIGHT = 8
@@ -50,24 +46,6 @@ CELL_CALLS_IN_FLIGHT = 8
 class MapFormat(StrEnum):
     html = "html"
     geojson = "geojson"
-
-
-def _level(value: int) -> str:
-    return pb.RiskLevel.Name(value).removeprefix("RISK_LEVEL_").lower()
-
-
-def pass_times(response: pb.ScoreRouteResponse, km: np.ndarray) -> np.ndarray:
-    """Epoch seconds at which the truck is at each distance along the route, interpolated between
-    the times the response gives (departure, each risky segment's entry and exit, arrival)."""
-    anchors = [(0.0, response.departure_time.ToNanoseconds() / 1e9)]
-    for s in response.segments:
-        anchors.append((s.start_km, s.enter_time.ToNanoseconds() / 1e9))
-        anchors.append((s.end_km, s.exit_time.ToNanoseconds() / 1e9))
-    anchors.append((response.distance_km, response.arrival_time.ToNanoseconds() / 1e9))
-    anchors.sort()
-    xs = np.array([a[0] for a in anchors])
-    ts = np.maximum.accumulate(np.array([a[1] for a in anchors]))
-    return np.interp(km, xs, ts)
 
 
 def cell_risks(
@@ -84,66 +62,6 @@ def cell_risks(
             answers.append(flying.popleft().result())
     answers.extend(future.result() for future in flying)
     return answers
-
-
-def build_trip_map(
-    stub: pb_grpc.RouteRiskServiceStub,
-    request: pb.ScoreRouteRequest,
-    path: routes.RoutePath,
-    title: str,
-    timeout: float,
-) -> trip_map.TripMap:
-    """Score the route and look up its cells: everything the map shows."""
-    response = stub.ScoreRoute(request, timeout=timeout)
-    chain = route_to_cells(path, response.resolution)
-    ids, first = np.unique(chain.cells, return_index=True)
-    order = np.argsort(first)
-    ids, first = ids[order], first[order]
-    mid_km = chain.start_km[first] + chain.length_km[first] / 2
-    times = [int(t) for t in pass_times(response, mid_km)]
-    names = [h3.int_to_str(int(c)) for c in ids]
-    risks = cell_risks(stub, names, times, timeout)
-    cells = [
-        trip_map.MapCell(cell=name, level=_level(r.level), rate=r.risk, incidents=int(r.incident_count))
-        for name, r in zip(names, risks, strict=True)
-    ]
-    hotspots = [
-        trip_map.MapHotspot(h.cell, h.center.latitude, h.center.longitude, h.risk, int(h.incident_count))
-        for h in response.hotspots
-    ]
-    crossings = [
-        trip_map.MapCrossing(
-            name=f"{c.port_name} ({c.crossing_name})" if c.crossing_name else c.port_name,
-            lat=c.location.latitude,
-            lng=c.location.longitude,
-            wait_minutes=c.expected_wait_minutes,
-            wait_source=pb.WaitSource.Name(c.wait_source).removeprefix("WAIT_SOURCE_").lower(),
-            closed=c.closed,
-        )
-        for c in response.crossings
-    ]
-    stamp = "%Y-%m-%d %H:%M UTC"
-    facts = (
-        ("distance", f"{response.distance_km:.1f} km"),
-        ("duration", hours_text(response.duration.ToTimedelta().total_seconds())),
-        ("exposed", hours_text(response.exposed_duration.ToTimedelta().total_seconds())),
-        ("departure", response.departure_time.ToDatetime().strftime(stamp)),
-        ("arrival", response.arrival_time.ToDatetime().strftime(stamp)),
-        ("expected incidents", f"{response.expected_incidents:.2e}"),
-        ("layer", response.layer_version),
-    )
-    return trip_map.TripMap(
-        title=title,
-        lat=path.lat.tolist(),
-        lng=path.lng.tolist(),
-        score=response.score,
-        level=_level(response.level),
-        cells=cells,
-        hotspots=hotspots,
-        crossings=crossings,
-        facts=facts,
-        synthetic=response.layer_synthetic,
-    )
 
 
 @reports_errors
@@ -164,28 +82,34 @@ def map_route(
 ) -> None:
     """Draw a route's risk: cells coloured by level, hotspots, the crossing and its wait, a legend.
     The HTML page is self-contained (opens without network); --format geojson for GIS tools."""
-    given = [x for x in (route, polyline, polyline6) if x is not None]
-    if len(given) != 1:
-        raise CliError("give exactly one of ROUTE (file or -), --polyline or --polyline6", EXIT_BAD_INPUT)
-    request = request_options(departure, speed_kmh, lane)
-    try:
-        if polyline is not None:
-            path = routes.from_polyline(polyline, precision=5, field="--polyline")
-            request.route.encoded_polyline = polyline
-        elif polyline6 is not None:
-            path = routes.from_polyline(polyline6, precision=6, field="--polyline6")
-            request.route.encoded_polyline6 = polyline6
-        else:
-            path = read_route(route or "-")
-            set_line(request, path)
-    except InputError as exc:
-        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    request = request_options(speed_kmh, lane)
+    path = set_route(request, route, polyline, polyline6, strict=True)
+    assert path is not None  # strict: a route that does not decode was refused
+    say([set_departure(request, departure, path)])
     if output_format is None:
         suffix = out.suffix.lower() if out else ""
         output_format = MapFormat.geojson if suffix in (".geojson", ".json") else MapFormat.html
     name = title or (Path(route).stem if route and route != "-" else "route")
     with channel_to(server) as channel:
-        trip = build_trip_map(pb_grpc.RouteRiskServiceStub(channel), request, path, name, timeout)
+        stub = pb_grpc.RouteRiskServiceStub(channel)
+
+        def score(scored: pb.ScoreRouteRequest) -> pb.ScoreRouteResponse:
+            answer: pb.ScoreRouteResponse = stub.ScoreRoute(scored, timeout=timeout)
+            coverage_text.warn_coverage(answer)  # a stretch outside the data is said, not only drawn
+            return answer
+
+        trip = gather.trip_of(
+            score,
+            lambda cells, times: cell_risks(stub, cells, times, timeout),
+            request,
+            path,
+            name,
+            # departure and arrival in the local time of the origin and of the end, as every command says them
+            lambda answer: (
+                local_text(answer.departure_time, origin_zone(path), DATE_CLOCK),
+                local_text(answer.arrival_time, end_zone(path), DATE_CLOCK),
+            ),
+        )
     if output_format is MapFormat.geojson:
         text = json.dumps(trip_map.to_geojson(trip)) + "\n"
     else:

@@ -2,7 +2,8 @@
 
 Track points are streamed with their recorded times (``--speedup N`` waits the recorded
 gaps divided by N; 0, the default, sends as fast as the server takes them). Each alert is
-printed as it comes; a summary ends the output. When the stream drops (UNAVAILABLE), the
+printed as it comes; a summary ends the output. When the stream drops (UNAVAILABLE), or a
+position is refused because another stream of the trip kept writing first (ABORTED), the
 replay reconnects with the same trip id and resends from the last acknowledged position, so
 the server's resume path is what a real tracker would use.
 """
@@ -40,8 +41,11 @@ from service.cli.common import (
     read_route,
     reports_errors,
 )
+from service.cli.times import local_at
 
 RECONNECTS = 3
+_RESUMED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)  # codes after which the replay resends
+ALERT_CLOCK = "%Y-%m-%d %H:%M:%S %Z"
 
 
 def read_track(path: Path) -> list[tuple[float, float, float, float | None]]:
@@ -115,8 +119,10 @@ def monitor(
                         _print_alert(alert, as_json)
                 break
             except grpc.RpcError as exc:
-                # only a stream that was flowing and dropped is resumed; a server never reached is reported
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or not answered or attempt == RECONNECTS:
+                # a stream that was flowing and dropped is resumed, and so is a position another stream's
+                # writes kept beating (ABORTED: nothing recorded); a server never reached is reported
+                resumable = answered or exc.code() == grpc.StatusCode.ABORTED
+                if exc.code() not in _RESUMED or not resumable or attempt == RECONNECTS:
                     raise
                 print(f"stream dropped ({exc.code().name}); resuming trip {trip}", file=sys.stderr)
                 time.sleep(min(2.0**attempt, 5.0))
@@ -155,6 +161,7 @@ def _print_alert(alert: pb.TripAlert, as_json: bool) -> None:
     else:
         kind = pb.TripAlertKind.Name(alert.kind).removeprefix("TRIP_ALERT_KIND_").lower()
         severity = pb.RiskLevel.Name(alert.severity).removeprefix("RISK_LEVEL_")
-        when = alert.time.ToDatetime(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        # local time where the truck was: a dispatcher compares it with the driver's clock
+        when = local_at(alert.time, alert.location.latitude, alert.location.longitude, ALERT_CLOCK)
         sys.stdout.write(f"{when}  {kind:<26} {severity:<8} {alert.reason}\n")
     sys.stdout.flush()

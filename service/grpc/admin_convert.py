@@ -19,6 +19,7 @@ def observation_from_proto(message: admin_pb.BorderObservation) -> WaitObservati
         operational_status=message.operational_status,
         lanes_open=message.lanes_open,
         closed=message.closed,
+        hours=message.hours,
     )
 
 
@@ -29,6 +30,7 @@ def observation_to_proto(obs: WaitObservation) -> admin_pb.BorderObservation:
         operational_status=obs.operational_status,
         lanes_open=obs.lanes_open,
         closed=obs.closed,
+        hours=obs.hours,
     )
     if obs.wait_minutes is not None:
         message.wait_minutes = obs.wait_minutes

@@ -35,6 +35,7 @@ METHOD_PERMISSIONS = {
     "/routerisk.v1.RouteRiskService/CompareRoutes": "score",
     "/routerisk.v1.RouteRiskService/SuggestDepartures": "score",
     "/routerisk.v1.RouteRiskService/MonitorTrip": "score",
+    "/routerisk.v1.RouteRiskService/ReportTripPositions": "score",  # issue 17
     "/routerisk.v1.RouteRiskService/GetCellRisk": "read",
     "/routerisk.v1.RouteRiskService/ListHotspots": "read",
     "/routerisk.v1.RouteRiskService/ListBorderCrossings": "read",

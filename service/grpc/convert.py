@@ -14,21 +14,25 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import h3.api.basic_int as h3i
+import numpy as np
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from geodata import polyline_check
 from geodata import route as routes
 from geodata.errors import InputError, InvalidRequestError, Violation
 from geodata.layers import RiskLayer
 from routerisk.v1 import route_risk_service_pb2 as pb
 from service.usecases import avoid_areas, cells, compare, crossings, hotspots
 from service.usecases.scoring import (
+    NOT_COVERED,
     CrossingResult,
     HotspotResult,
     RouteScore,
     ScoreQuery,
     SegmentResult,
     Stop,
+    UncoveredStretch,
     level_of_rate,
 )
 
@@ -51,27 +55,36 @@ LEVEL_ENUM = {
     "critical": pb.RISK_LEVEL_CRITICAL,
 }
 LEVEL_NAME = {number: name for name, number in LEVEL_ENUM.items()}
+# a route's level may also be "not covered" (never a cell's, nor a threshold)
+ROUTE_LEVEL_ENUM = {**LEVEL_ENUM, NOT_COVERED: pb.RISK_LEVEL_NOT_COVERED}
 WAIT_SOURCE_ENUM = {
     "live": pb.WAIT_SOURCE_LIVE,
     "historical": pb.WAIT_SOURCE_HISTORICAL,
     "default": pb.WAIT_SOURCE_DEFAULT,
 }
+# encoded polyline fields: their precision, and the field a polyline of the other precision belongs in
+POLYLINES = {"encoded_polyline": (5, "encoded_polyline6"), "encoded_polyline6": (6, "encoded_polyline")}
 DIRECTION_ENUM = {"northbound": pb.CROSSING_DIRECTION_NORTHBOUND, "southbound": pb.CROSSING_DIRECTION_SOUTHBOUND}
 
 
-def parse_route(route: pb.Route, max_points: int) -> routes.RoutePath:
-    """Decode whichever geometry the request carries."""
+def parse_route(route: pb.Route, max_points: int, coverage: np.ndarray | None = None) -> routes.RoutePath:
+    """Decode whichever geometry the request carries; an encoded polyline plainly of the other
+    precision (out of range, or outside ``coverage`` where the other lies inside) is refused."""
     kind = route.WhichOneof("geometry")
     if kind == "line":
         points = route.line.points
         lats = [p.latitude for p in points]
         lngs = [p.longitude for p in points]
         return routes.from_points(lats, lngs, field="route.line.points", max_points=max_points)
-    if kind == "encoded_polyline":
-        return routes.from_polyline(route.encoded_polyline, precision=5, max_points=max_points)
-    if kind == "encoded_polyline6":
-        return routes.from_polyline(
-            route.encoded_polyline6, precision=6, field="route.encoded_polyline6", max_points=max_points
+    if kind in POLYLINES:
+        precision, other = POLYLINES[kind]
+        return polyline_check.decode(
+            getattr(route, kind),
+            precision=precision,
+            field=f"route.{kind}",
+            other_field=other,
+            max_points=max_points,
+            coverage=coverage,
         )
     if kind == "geojson":
         return routes.from_geojson(route.geojson, max_points=max_points)
@@ -133,11 +146,13 @@ def parse_score_request(
     default_speed_kmh: float,
     max_points: int,
     identity: ScoreIdentity | None = None,
+    coverage: np.ndarray | None = None,
 ) -> ScoreQuery:
     """Validate a request into a :class:`ScoreQuery`, reporting every bad field together; the
-    scalar fields come from ``identity`` when it was computed already."""
+    scalar fields come from ``identity`` when it was computed already; ``coverage`` (the layer's)
+    catches a polyline of the wrong precision."""
     violations: list[Violation] = []
-    path = _collect(violations, lambda: parse_route(request.route, max_points))
+    path = _collect(violations, lambda: parse_route(request.route, max_points, coverage))
     if identity is not None:
         departure_s: int | None = identity.departure_s
         speed: float | None = identity.speed_kmh
@@ -247,7 +262,7 @@ def score_response(result: RouteScore) -> pb.ScoreRouteResponse:
     """Render a :class:`RouteScore` as the API response."""
     return pb.ScoreRouteResponse(
         score=round(result.score, 6),
-        level=LEVEL_ENUM[result.level],
+        level=ROUTE_LEVEL_ENUM[result.level],
         expected_incidents=result.expected,
         incident_probability=result.probability,
         distance_km=result.distance_km,
@@ -264,7 +279,13 @@ def score_response(result: RouteScore) -> pb.ScoreRouteResponse:
         layer_synthetic=result.layer_synthetic,
         queue_expected_incidents=result.queue_expected,
         border_data_version=result.border_version,
+        covered_fraction=result.covered_fraction,
+        uncovered_stretches=[_stretch(u) for u in result.uncovered],
     )
+
+
+def _stretch(u: UncoveredStretch) -> pb.UncoveredStretch:
+    return pb.UncoveredStretch(start_km=u.start_km, end_km=u.end_km, start=latlng(*u.start), end=latlng(*u.end))
 
 
 def _segment(s: SegmentResult) -> pb.RouteSegment:
@@ -317,9 +338,12 @@ def _crossing(c: CrossingResult) -> pb.CrossingPassage:
         closed=c.closed,
         expected_incidents=c.expected,
         operational_status=c.operational_status,
+        hours_source=port.hours.source,
     )
     if c.observed_at_s:
         message.observed_at.CopyFrom(timestamp(c.observed_at_s))
+    if c.closed and c.opens_at_s:
+        message.lanes_open_time.CopyFrom(timestamp(c.opens_at_s))
     return message
 
 
@@ -485,6 +509,8 @@ def crossings_response(
             if estimate.observed_at_s:
                 wait.observed_at.CopyFrom(timestamp(estimate.observed_at_s))
                 wait.age.CopyFrom(duration((at_s - estimate.observed_at_s) / 3600))
+            if estimate.closed and estimate.opens_at_s:
+                wait.lanes_open_time.CopyFrom(timestamp(estimate.opens_at_s))
             waits.append(wait)
         out.append(
             pb.BorderCrossing(
@@ -498,6 +524,8 @@ def crossings_response(
                 commercial_lanes=port.commercial_lanes,
                 fast_lanes=port.fast_lanes,
                 lane_waits=waits,
+                commercial_hours=port.hours.text,
+                hours_source=port.hours.source,
             )
         )
     return pb.ListBorderCrossingsResponse(crossings=out, border_data_version=border_version)
@@ -508,7 +536,12 @@ def crossings_response(
 
 def option(response: pb.ScoreRouteResponse) -> compare.Option:
     """A scored route as an alternative to rank: its score, duration (h) and 'via <port>'."""
-    return compare.Option(response.score, response.duration.ToTimedelta().total_seconds() / 3600, _via(response))
+    return compare.Option(
+        response.score,
+        response.duration.ToTimedelta().total_seconds() / 3600,
+        _via(response),
+        covered=response.level != pb.RISK_LEVEL_NOT_COVERED,
+    )
 
 
 def _via(response: pb.ScoreRouteResponse) -> str:

@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 from geodata.errors import InputError
 from service.grpc.limits import DeadlineExceededError
 from service.store.serving import NotReadyError
-from service.usecases.errors import NotFoundError
+from service.usecases.errors import ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ MAX_DETAIL_CHARS = 200  # of one field path or description
 MAX_DETAILS_TOTAL = 4000  # of all the listed field paths and descriptions together
 MAX_VIOLATIONS = 100  # listed at most; the rest are counted
 MAX_MESSAGE_CHARS = 500
+
+# the errors with a status of their own (status_for); anything else is INTERNAL, logged
+DOMAIN_ERRORS = (InputError, NotFoundError, NotReadyError, DeadlineExceededError, ConflictError)
 
 
 def capped(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -78,6 +81,8 @@ def status_for(exc: BaseException) -> status_pb2.Status:
         return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(exc))
     if isinstance(exc, DeadlineExceededError):
         return status_pb2.Status(code=code_pb2.DEADLINE_EXCEEDED, message=str(exc))
+    if isinstance(exc, ConflictError):
+        return status_pb2.Status(code=code_pb2.ABORTED, message=str(exc))
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
@@ -108,10 +113,6 @@ def _empty_response(method: Callable[..., Any]) -> Any:
         if isinstance(kind, type) and issubclass(kind, Message):
             return kind()
     return None
-
-
-# the errors a caller's request (or the server's state) explains: mapped to their own status codes
-DOMAIN_ERRORS = (InputError, NotFoundError, NotReadyError, DeadlineExceededError)
 
 
 def grpc_errors(method: F) -> F:

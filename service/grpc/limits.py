@@ -226,9 +226,9 @@ class CallSlots:
     (tenant ``-``, authentication off, has only the global cap). Taken once a call's request is
     complete, given back when its handler thread is done (:mod:`service.grpc.aio_calls`)."""
 
-    def __init__(self, count: int, per_tenant: int) -> None:
+    def __init__(self, count: int, per_tenant: int, slots: Slots | None = None) -> None:
         self.count = count
-        self._slots = Slots(count)
+        self._slots = slots if slots is not None else Slots(count)  # ``slots``: shared with another user
         self._tenants = TenantSlots(per_tenant or max(1, count // 2))
 
     def take(self, tenant: str) -> str | None:

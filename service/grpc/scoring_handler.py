@@ -24,13 +24,15 @@ from service.config import Settings
 from service.grpc import convert
 from service.store.cache import Cache, InProcessCache, ResultCache, TieredCache
 from service.store.serving import Snapshot
-from service.usecases.scoring import ModelOptions, score_route
+from service.usecases.scoring import ModelOptions, ScoreQuery, score_route
 
 log = logging.getLogger(__name__)
 
 # v2: answers carry the recent-activity fields and are sealed in Redis (store.redis_client); old
-# replicas during a rolling upgrade keep reading and writing their v1 keys, never a sealed entry
-CACHE_KEY_VERSION = b"score-v2"
+# replicas during a rolling upgrade keep reading and writing their v1 keys, never a sealed entry.
+# v3: answers carry coverage (covered_fraction, uncovered stretches, RISK_LEVEL_NOT_COVERED) and
+# port hours (closed waits until opening): a v2 answer read as v3 would claim full coverage
+CACHE_KEY_VERSION = b"score-v3"
 ALIAS_KEY_VERSION = b"alias-v2"
 # ``cached: true`` on the wire, appended to a stored answer
 CACHED_TRUE = pb.ScoreRouteResponse(cached=True).SerializeToString()
@@ -59,7 +61,7 @@ class ScoreHandler:
         identity, alias, data = self._lookup(request, snapshot, now_s)
         if data is not None and identity is not None:
             shift_s = identity.departure_s - identity.scored_departure_s
-            return _finish(pb.ScoreRouteResponse.FromString(data), True, request, shift_s)
+            return self._finished(pb.ScoreRouteResponse.FromString(data), True, request, shift_s, snapshot, now_s)
         return self._compute(request, snapshot, now_s, identity, alias)
 
     def score_wire(
@@ -75,7 +77,7 @@ class ScoreHandler:
             shift_s = identity.departure_s - identity.scored_departure_s
             if shift_s == 0:
                 return _stored(data, request)
-            return _finish(pb.ScoreRouteResponse.FromString(data), True, request, shift_s)
+            return self._finished(pb.ScoreRouteResponse.FromString(data), True, request, shift_s, snapshot, now_s)
         return self._compute(request, snapshot, now_s, identity, alias)
 
     def memorised(self, request: pb.ScoreRouteRequest, snapshot: Snapshot, now_s: int) -> bytes | None:
@@ -137,13 +139,7 @@ class ScoreHandler:
         """The full path: validate, then the result cache or the scoring itself."""
         settings = self._settings
         aliases = self._aliases
-        query = convert.parse_score_request(
-            request,
-            now_s=now_s,
-            default_speed_kmh=settings.default_speed_kmh,
-            max_points=settings.max_route_points,
-            identity=identity,
-        )
+        query = self._parse(request, snapshot, now_s, identity)
         if identity is None:  # not reached: parse_score_request raised on the same bad fields
             identity = convert.score_identity(
                 request,
@@ -170,7 +166,52 @@ class ScoreHandler:
             aliases.set(alias, key.encode(), self._results.ttl())
         # computed here: the response as built (compute runs only on a miss, so not cached)
         response = built[0] if built else pb.ScoreRouteResponse.FromString(data)
-        return _finish(response, cached, request, identity.departure_s - identity.scored_departure_s)
+        shift_s = identity.departure_s - identity.scored_departure_s
+        return self._finished(response, cached, request, shift_s, snapshot, now_s)
+
+    def _finished(
+        self,
+        response: pb.ScoreRouteResponse,
+        cached: bool,
+        request: pb.ScoreRouteRequest,
+        shift_s: int,
+        snapshot: Snapshot,
+        now_s: int,
+    ) -> pb.ScoreRouteResponse:
+        """The bucket's answer moved to the request's departure, unless the truck waits at a closed
+        port: the opening does not move with the departure, so shifting would misplace the wait by
+        the shift; that trip is scored at its exact departure instead, cached under that departure."""
+        if not shift_s or not any(c.closed for c in response.crossings):
+            return _finish(response, cached, request, shift_s)
+        exact = convert.score_identity(
+            request, now_s=now_s, default_speed_kmh=self._settings.default_speed_kmh, bucket_s=0
+        )
+        key = self._cache_key(exact.canonical, snapshot, True)
+
+        def compute() -> bytes:
+            query = self._parse(request, snapshot, now_s)
+            result = score_route(query, snapshot.layer, snapshot.border, self._options)
+            return convert.score_response(result).SerializeToString()
+
+        data, hit = self._results.get_or_compute(key, compute)
+        return _finish(pb.ScoreRouteResponse.FromString(data), hit, request, 0)
+
+    def _parse(
+        self,
+        request: pb.ScoreRouteRequest,
+        snapshot: Snapshot,
+        now_s: int,
+        identity: convert.ScoreIdentity | None = None,
+    ) -> ScoreQuery:
+        """The validated request (the layer's coverage catches a polyline of the wrong precision)."""
+        return convert.parse_score_request(
+            request,
+            now_s=now_s,
+            default_speed_kmh=self._settings.default_speed_kmh,
+            max_points=self._settings.max_route_points,
+            identity=identity,
+            coverage=snapshot.layer.coverage,
+        )
 
     def _alias(self, canonical: bytes, snapshot: Snapshot) -> str:
         """The canonical request under the layer and border versions it is answered with."""

@@ -36,6 +36,7 @@ from service.grpc.metrics import start_metrics_server
 from service.grpc.request_log import RequestContextFilter
 from service.grpc.servicer import RouteRiskServicer
 from service.grpc.tracing import configure_tracing
+from service.http.server import RunningHttp, start_http, stop_http  # issue 17 hook: the HTTP/JSON port
 from service.store.border_feed import FeedPoller
 from service.store.cache import Cache, InProcessCache, NullCache, TieredCache
 from service.store.redis_client import EntrySigner, RedisCache, connect
@@ -69,6 +70,7 @@ class RunningServer:
     border_sync: BorderSync | None = None
     loop: EventLoop | None = None
     pools: tuple[futures.ThreadPoolExecutor, ...] = ()
+    http: RunningHttp | None = None  # issue 17 hook
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -90,12 +92,16 @@ class RunningServer:
                 worker.stop()
         server = self.server
         if isinstance(server, grpc.aio.Server) and self.loop is not None:
-            self.loop.call(lambda: server.stop(grace))
+            stopping = self.loop.submit(lambda: server.stop(grace))
+            stop_http(self.http, grace)  # issue 17 hook: both ports drain at once
+            stopping.result()
             self.loop.close()
             for pool in self.pools:
                 pool.shutdown(wait=False, cancel_futures=True)
         elif isinstance(server, grpc.Server):
-            server.stop(grace).wait()
+            stopped = server.stop(grace)
+            stop_http(self.http, grace)  # issue 17 hook: both ports drain at once
+            stopped.wait()
 
     def _enter_graceful_shutdown(self) -> None:
         servicer = self.health
@@ -129,7 +135,11 @@ class EventLoop:
 
     def call(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``work()`` on the loop and wait for its result (never from the loop's own thread)."""
-        return asyncio.run_coroutine_threadsafe(work(), self.loop).result()
+        return self.submit(work).result()
+
+    def submit(self, work: Callable[[], Coroutine[Any, Any, T]]) -> futures.Future[T]:
+        """Start ``work()`` on the loop; its future."""
+        return asyncio.run_coroutine_threadsafe(work(), self.loop)
 
     def close(self) -> None:
         """Stop the loop once the tasks left (calls the server cancelled at its stop) have ended:
@@ -174,10 +184,12 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         if isinstance(redis_cache, RedisCache)
         else None,
     )
+    limits = limits_for(settings)  # shared by both servers' calls and the HTTP port
     if settings.server_kind == "threads":
-        running = _start_threads(settings, state, cache, trips, keys)
+        running = _start_threads(settings, state, cache, trips, keys, limits)
     else:
-        running = _start_aio(settings, state, cache, trips, keys)
+        running = _start_aio(settings, state, cache, trips, keys, limits)
+    running.http = start_http(settings, state, cache, trips, keys, limits)  # issue 17 hook
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running
@@ -215,7 +227,12 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
 
 
 def _start_threads(
-    settings: Settings, state: ServingState, cache: Cache, trips: TripStore, keys: list[ApiKey]
+    settings: Settings,
+    state: ServingState,
+    cache: Cache,
+    trips: TripStore,
+    keys: list[ApiKey],
+    limits: LimitsInterceptor,
 ) -> RunningServer:
     """The thread-per-call server (``ROUTERISK_SERVER_KIND=threads``): each call holds a handler
     thread and a concurrency slot from its arrival, its request read or not."""
@@ -223,7 +240,8 @@ def _start_threads(
     # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
     # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
     executor = futures.ThreadPoolExecutor(max_workers=limit + settings.max_trip_streams + SPARE_THREADS)
-    server = grpc.server(executor, options=server_options(settings), interceptors=interceptors_for(settings, keys))
+    interceptors = [CallInterceptor(AuthInterceptor(keys), limits)]
+    server = grpc.server(executor, options=server_options(settings), interceptors=interceptors)
     service_handlers(state, settings, cache, trips).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -233,7 +251,12 @@ def _start_threads(
 
 
 def _start_aio(
-    settings: Settings, state: ServingState, cache: Cache, trips: TripStore, keys: list[ApiKey]
+    settings: Settings,
+    state: ServingState,
+    cache: Cache,
+    trips: TripStore,
+    keys: list[ApiKey],
+    limits: LimitsInterceptor,
 ) -> RunningServer:
     """The asyncio server (:mod:`service.grpc.aio_calls`): a call holds a thread only while its
     complete request is worked on, and a concurrency slot only then."""
@@ -245,8 +268,9 @@ def _start_aio(
     handlers = service_handlers(state, settings, cache, trips, trip_pool=spare)
     interceptor = AsyncCallInterceptor(
         AuthInterceptor(keys),
-        limits_for(settings),
-        CallSlots(limit, settings.max_concurrent_rpcs_per_tenant),
+        limits,
+        # the global slots are the limits' own, which the HTTP port takes too: one cap for both
+        CallSlots(limit, settings.max_concurrent_rpcs_per_tenant, limits._slots),
         calls,
         settings.request_read_timeout_seconds,
         handlers.memorised,

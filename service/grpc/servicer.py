@@ -17,7 +17,7 @@ from geodata.timezones import zone_at
 from routerisk.v1 import route_risk_service_pb2 as pb
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
-from service.grpc import convert, monitor_stream
+from service.grpc import convert, monitor_stream, trip_report
 from service.grpc.errors import grpc_async_stream_errors, grpc_errors, grpc_stream_errors, status_for
 from service.grpc.limits import check_deadline
 from service.grpc.scoring_handler import ScoreHandler
@@ -214,3 +214,16 @@ class RouteRiskServicer(pb_grpc.RouteRiskServiceServicer):
         at = convert.lookup_time(request.time, "time") if request.HasField("time") else int(time.time())
         waits = crossings.lane_waits(border, ports, at, self._options.live_max_age_s)
         return convert.crossings_response(waits, at, border.version)
+
+    @grpc_errors
+    def ReportTripPositions(
+        self, request: pb.ReportTripPositionsRequest, context: grpc.ServicerContext
+    ) -> pb.ReportTripPositionsResponse:
+        """MonitorTrip in batches, on the same trips (issue 17: :mod:`service.grpc.trip_report`)."""
+
+        def environment() -> Environment:
+            snapshot = self._snapshot()
+            return Environment(snapshot.layer, snapshot.border, self._options.live_max_age_s)
+
+        settings = self._settings
+        return trip_report.report(request, environment, self._trips, settings.max_route_points, settings.max_batch_size)

@@ -49,10 +49,11 @@ return written
 
 OBSERVATIONS_SKIPPED = Counter(
     "routerisk_shared_observations_skipped",
-    "Shared border observations (Redis) skipped one by one: unreadable or of the wrong type",
+    "Shared border observations (Redis) skipped one by one: unreadable, of the wrong type, or not"
+    " sealed by a replica (seal)",
     ["reason"],
 )
-for _reason in ("unreadable", "type"):
+for _reason in ("unreadable", "type", "seal"):
     OBSERVATIONS_SKIPPED.labels(_reason)
 
 # the JSON type each field of a shared observation must have (bool is not a number here)
@@ -64,13 +65,17 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "operational_status": (str,),
     "lanes_open": (int,),
     "closed": (bool,),
+    # the port's CBP hours text (geodata/port_hours.py); absent from entries of older replicas
+    "hours": (str,),
 }
 _REQUIRED_FIELDS = ("port_number", "lane", "wait_minutes", "observed_at_s")
 
 
-def _decode_observation(raw: bytes) -> WaitObservation | None:
+def _decode_observation(raw: bytes | None) -> WaitObservation | None:
     """A shared observation, or None (counted, logged) when it cannot be read or a field has the
     wrong type: one bad entry is skipped, the others are merged."""
+    if raw is None:  # failed its seal: counted where it was opened
+        return None
     try:
         data = json.loads(raw)
     except (ValueError, TypeError, RecursionError) as exc:
@@ -105,9 +110,19 @@ def _type_problem(data: object) -> str:
     return ""
 
 
+# the border keys' version: entries became sealed in v2, so replicas of the version before
+# (which wrote plain JSON to ``border:obs``) and this one each keep their own during an upgrade
+_OBS, _OBS_AT, _REV = "border:obs-v2", "border:obs-at-v2", "border:rev-v2"
+
+
 class SharedState:
-    """Keys under the cache's prefix: ``border:obs`` and ``border:obs-at`` (hashes by port|lane),
-    ``border:rev`` (a token per publication), ``layers:active``."""
+    """Keys under the cache's prefix: ``border:obs-v2`` and ``border:obs-at-v2`` (hashes by
+    port|lane), ``border:rev-v2`` (a token per publication), ``layers:active``.
+
+    Each observation is sealed like a cached answer (:class:`EntrySigner`: a checksum, or an
+    HMAC with ``ROUTERISK_CACHE_HMAC_KEY``) over the hash's key and field, so a corrupted or
+    planted reading is skipped and counted instead of becoming a wait that dispatchers read.
+    """
 
     def __init__(self, redis_cache: RedisCache) -> None:
         self._cache = redis_cache
@@ -123,10 +138,12 @@ class SharedState:
         checked inside Redis); False when Redis could not take them."""
         if not observations:
             return True
-        args: list[str] = [uuid.uuid4().hex]
+        args: list[str | bytes] = [uuid.uuid4().hex]
         for o in observations:
-            args += [f"{o.port_number}|{o.lane}", str(o.observed_at_s), json.dumps(asdict(o))]
-        keys = [self._key("border:obs"), self._key("border:obs-at"), self._key("border:rev")]
+            field = f"{o.port_number}|{o.lane}"
+            sealed = self._cache.signer.seal(self._field_key(field), json.dumps(asdict(o)).encode())
+            args += [field, str(o.observed_at_s), sealed]
+        keys = [self._key(_OBS), self._key(_OBS_AT), self._key(_REV)]
         return self._cache.breaker.call("border-publish", lambda: bool(self._publish(keys=keys, args=args)), False)
 
     def observations_since(self, revision: str | None) -> tuple[str, list[WaitObservation]] | None:
@@ -136,19 +153,30 @@ class SharedState:
         counted again can never look unchanged.
         """
 
-        def read() -> tuple[str, list[bytes]] | None:
+        def read() -> tuple[str, dict[bytes, bytes]] | None:
             # replies are bytes: the client is made without decode_responses
-            current = cast("bytes | None", self._client.get(self._key("border:rev")))
+            current = cast("bytes | None", self._client.get(self._key(_REV)))
             if current is None or current.decode() == revision:
                 return None
-            values = cast("dict[bytes, bytes]", self._client.hgetall(self._key("border:obs"))).values()
-            return current.decode(), list(values)
+            return current.decode(), cast("dict[bytes, bytes]", self._client.hgetall(self._key(_OBS)))
 
         update = self._cache.breaker.call("border-read", read, None)
         if update is None:
             return None
         current, raw = update
-        return current, [obs for obs in map(_decode_observation, raw) if obs is not None]
+        opened = (self._open(field, entry) for field, entry in raw.items())
+        return current, [obs for obs in map(_decode_observation, opened) if obs is not None]
+
+    def _field_key(self, field: str) -> str:
+        """What a seal covers: the hash's full key and the field, so an entry moved between ports fails."""
+        return f"{self._key(_OBS)}|{field}"
+
+    def _open(self, field: bytes, entry: bytes) -> bytes | None:
+        value, _ = self._cache.signer.open(self._field_key(field.decode("utf-8", errors="replace")), entry)
+        if value is None:
+            OBSERVATIONS_SKIPPED.labels("seal").inc()
+            log.warning("unsealed or corrupted shared border observation skipped")
+        return value
 
     def active_layer(self) -> str | None:
         value = self._cache.breaker.call(

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 import seeds
+from geodata import coverage
 from geodata.adaptive import build_fitted_layer
 from geodata.border import BorderData, WaitObservation, load_border_data
 from geodata.ingest import read_incidents
 from geodata.layer_files import REASONS, LayerRejectedError
 from geodata.layer_store import LayerNotFoundError, LayerStore
-from geodata.layers import BuildParams, RiskLayer
+from geodata.layers import BuildParams, RiskLayer, with_coverage
 from service.config import Settings
 from service.store.replicas import SharedState
+from service.store.seed_layer import cached_seed_layer
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +139,22 @@ class ServingState:
 
 
 def build_seed_layer(resolution: int = 8) -> RiskLayer:
+    """The embedded default, from the content-addressed seed layer cache when it is there
+    (:mod:`service.store.seed_layer`: the same values, without refitting at every start)."""
+    return cached_seed_layer(lambda: fit_seed_layer(resolution), resolution)
+
+
+def fit_seed_layer(resolution: int = 8) -> RiskLayer:
     """The embedded default: the synthetic seed incidents, built by the same code as any layer
     (``routerisk layers build seeds/incidents_synthetic.csv --name seed --synthetic``: the fitted model)."""
     incidents, sources = read_incidents([seeds.INCIDENTS_CSV], resolution=resolution)
     inputs = [source.provenance() for source in sources]
-    return build_fitted_layer(
+    layer = build_fitted_layer(
         incidents, BuildParams(resolution=resolution), name="seed", synthetic=True, inputs=inputs
     )[0]
+    # calibrated to every Mexican state's totals: the seed data covers Mexico
+    area = coverage.read_cells_json(seeds.COVERAGE_CELLS_JSON, coverage.resolution_of(resolution))
+    return with_coverage(layer, area, "Mexico (the seed's SESNSP state totals; seeds/mexico_coverage.geojson)")
 
 
 def initial_layer(settings: Settings, shared: SharedState | None = None) -> RiskLayer:
@@ -171,7 +182,11 @@ def load_initial_snapshot(settings: Settings, shared: SharedState | None = None)
 def initial_border(settings: Settings) -> BorderData:
     """The seed ports and default profiles, overridden by historical profiles where configured."""
     return load_border_data(
-        seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, settings.border_profiles_path
+        seeds.PORTS_CSV,
+        seeds.BOUNDARY_GEOJSON,
+        seeds.WAIT_PROFILES_JSON,
+        settings.border_profiles_path,
+        port_hours_csv=seeds.PORT_HOURS_CSV,
     )
 
 

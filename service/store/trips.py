@@ -1,14 +1,20 @@
 """MonitorTrip state shared by every replica through Redis (the ``SharedTrips`` of
 :mod:`service.usecases.trip_monitor`), so a stream resumed on another replica continues there.
 
-Keys under the cache's prefix:
+Keys under the cache's prefix (``-v2``: values became sealed, so replicas of the version before
+keep their own keys during a rolling upgrade):
 
-- ``trip:<tenant>/<trip id>``: a hash of ``rev`` (a revision, counting writes) and ``state``
-  (the trip's record as JSON). A write is a Lua script that checks the revision it was given
+- ``trip-v2:<tenant>/<trip id>``: a hash of ``rev`` (a revision, counting writes) and ``state``
+  (the trip's record as JSON, sealed). A write is a Lua script that checks the revision it was given
   is still the one held (another replica's write in between makes it a conflict, which the use
   case resolves), writes, and sets the TTL of the trip and of its route;
-- ``trip-route:<digest>``: a planned route's points (little-endian float64 latitudes, then
-  longitudes), written once per route and shared by every trip that plans it.
+- ``trip-route-v2:<digest>``: a planned route's points (little-endian float64 latitudes, then
+  longitudes, sealed), written once per route and shared by every trip that plans it.
+
+Values are sealed like cached answers (:class:`~service.store.redis_client.EntrySigner`: a
+checksum, or an HMAC with ``ROUTERISK_CACHE_HMAC_KEY``, over the key and the value): a corrupted
+or planted state is no state (counted in ``routerisk_cache_rejected_total``), so a writer
+without the key cannot make a replica send a trip's alerts, or skip them.
 
 Every call goes through the circuit breaker with the cache's timeout. Redis unusable: the
 use case goes on with each replica's own copy (one WARNING when sharing stops, one INFO when it
@@ -26,7 +32,7 @@ import numpy as np
 
 from geodata.errors import InputError
 from geodata.route import RoutePath, from_points
-from service.store.redis_client import RedisCache
+from service.store.redis_client import CACHE_REJECTED, RedisCache
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,7 @@ class RedisTrips:
     def __init__(self, redis_cache: RedisCache, ttl_s: float) -> None:
         self._cache = redis_cache
         self._client = redis_cache.client
+        self._signer = redis_cache.signer
         self._prefix = redis_cache.prefix
         self._ttl_ms = max(int(ttl_s * 1000), 1)
         self._save = self._client.register_script(_SAVE_IF_REVISION)
@@ -56,10 +63,18 @@ class RedisTrips:
         self._sharing = True
 
     def _trip_key(self, key: str) -> str:
-        return f"{self._prefix}trip:{key}"
+        return f"{self._prefix}trip-v2:{key}"
 
     def _route_key(self, route_id: str) -> str:
-        return f"{self._prefix}trip-route:{route_id}"
+        return f"{self._prefix}trip-route-v2:{route_id}"
+
+    def _open(self, full_key: str, entry: bytes, what: str) -> bytes | None:
+        """The value of a sealed entry, or None (counted, logged) when it does not verify."""
+        value, reason = self._signer.open(full_key, entry)
+        if value is None:
+            CACHE_REJECTED.labels(reason).inc()
+            log.warning("shared trip entry failed verification; skipped", extra={"entry": what, "reason": reason})
+        return value
 
     def _call(self, operation: str, fn: Any) -> Any:
         result = self._cache.breaker.call(operation, fn, _UNUSABLE)
@@ -81,9 +96,13 @@ class RedisTrips:
         got = self._call("trip-load", read)
         if got is _UNUSABLE:
             return None
-        revision, state = got
-        if revision is None or state is None:
+        revision, sealed = got
+        if revision is None or sealed is None:
             return 0, None
+        full_key = self._trip_key(key)
+        state = self._open(f"{full_key}|state", sealed, "state")
+        if state is None:
+            return int(revision) if revision.isdigit() else 0, None
         try:
             record = json.loads(state)
             if not isinstance(record, dict):
@@ -96,7 +115,8 @@ class RedisTrips:
     def save(self, key: str, record: dict[str, Any], revision: int) -> Literal["saved", "conflict", "unavailable"]:
         route_id = record.get("route_id")
         keys = [self._trip_key(key), self._route_key(route_id) if route_id else ""]
-        args: list[str | int] = [revision, json.dumps(record, separators=(",", ":")), self._ttl_ms]
+        state = self._signer.seal(f"{keys[0]}|state", json.dumps(record, separators=(",", ":")).encode())
+        args: list[bytes | int] = [revision, state, self._ttl_ms]
         written = self._call("trip-save", lambda: int(self._save(keys=keys, args=args)))
         if written is _UNUSABLE:
             return "unavailable"
@@ -107,11 +127,16 @@ class RedisTrips:
         if len(points) > self._cache.max_value_bytes:
             return False
         name = self._route_key(route_id)
-        return self._call("trip-route-save", lambda: self._client.set(name, points, px=self._ttl_ms)) is not _UNUSABLE
+        sealed = self._signer.seal(name, points)
+        return self._call("trip-route-save", lambda: self._client.set(name, sealed, px=self._ttl_ms)) is not _UNUSABLE
 
     def load_route(self, route_id: str) -> RoutePath | None:
-        raw = self._call("trip-route-load", lambda: cast("bytes | None", self._client.get(self._route_key(route_id))))
-        if raw is _UNUSABLE or raw is None or len(raw) % 16 or not raw:
+        name = self._route_key(route_id)
+        sealed = self._call("trip-route-load", lambda: cast("bytes | None", self._client.get(name)))
+        if sealed is _UNUSABLE or sealed is None:
+            return None
+        raw = self._open(name, sealed, "route")
+        if raw is None or len(raw) % 16 or not raw:
             return None
         points = np.frombuffer(raw, dtype="<f8").astype(np.float64)
         half = len(points) // 2

@@ -19,6 +19,9 @@ class Option:
     score: float
     duration_h: float
     via: str  # "via Laredo (World Trade Bridge)" or ""
+    # False for a route mostly outside the layer's coverage: its score is not its risk, so it
+    # never ranks above a covered one (its low score would read as "lowest risk")
+    covered: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,13 @@ def prefixed(error: InputError, prefix: str) -> InputError:
 
 
 def rank(options: list[Option], risk_weight: float, names: list[str] | None = None) -> Ranking:
-    """cost = w · score/100 + (1 − w) · duration / longest duration; lowest first, ties by position.
+    """cost = w · score/100 + (1 − w) · duration / longest duration; lowest first, ties by position,
+    routes mostly outside the layer's coverage after every covered one.
 
     ``names`` label the options in the reason (default: "alternative N")."""
     longest = max(o.duration_h for o in options) or 1.0
     costs = [risk_weight * o.score / 100.0 + (1.0 - risk_weight) * o.duration_h / longest for o in options]
-    order = sorted(range(len(options)), key=lambda i: (costs[i], i))
+    order = sorted(range(len(options)), key=lambda i: (not options[i].covered, costs[i], i))
     name = names[order[0]] if names else f"alternative {order[0] + 1}"
     return Ranking(order, costs, _reason(options, order, risk_weight, name))
 

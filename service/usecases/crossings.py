@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from geodata.border import BorderData, Port, WaitEstimate
 from service.usecases.errors import NotFoundError
@@ -29,6 +29,21 @@ def select_ports(border: BorderData, port_number: str) -> tuple[Port, ...]:
 def lane_waits(border: BorderData, ports: tuple[Port, ...], at_s: int, live_max_age_s: int) -> list[PortWaits]:
     """The ports with their lanes' expected waits at ``at_s`` (live when fresh, else the profile)."""
     return [
-        PortWaits(port, tuple((lane, border.expected_wait(port, lane, at_s, live_max_age_s)) for lane in LANES))
+        PortWaits(
+            port,
+            tuple(
+                (lane, _with_reading(border, port, lane, border.expected_wait(port, lane, at_s, live_max_age_s)))
+                for lane in LANES
+            ),
+        )
         for port in ports
     ]
+
+
+def _with_reading(border: BorderData, port: Port, lane: str, estimate: WaitEstimate) -> WaitEstimate:
+    """A profile answer still carries when the lane's latest reading was taken: a reader sees the
+    feed's age (a reading too old to be used, a feed that stopped) instead of nothing."""
+    held = border.observations.get((port.port_number, lane))
+    if estimate.observed_at_s or held is None:
+        return estimate
+    return replace(estimate, observed_at_s=held.observed_at_s)

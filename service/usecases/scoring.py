@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geodata import coverage
 from geodata.border import SOUTHBOUND_DEFAULT_WAIT_MINUTES, BorderData, Crossing, WaitEstimate, detect_crossings
 from geodata.cells import CellChain, nearest_chain_index, route_to_cells
 from geodata.errors import InvalidRequestError, Violation
@@ -31,6 +32,8 @@ HALF_SCORE_INCIDENTS = 1e-4
 # Lower score bounds of MODERATE, HIGH, SEVERE, CRITICAL (LOW below the first).
 LEVEL_THRESHOLDS = (20.0, 40.0, 60.0, 80.0)
 LEVELS = ("low", "moderate", "high", "severe", "critical")
+# the level of a route mostly outside the layer's coverage: no level at all, never "low"
+NOT_COVERED = "not_covered"
 # A cell's or segment's level is the level of a trip this long spent entirely at its rate.
 REFERENCE_TRIP_HOURS = 10.0
 STOP_RISK_MULTIPLIER = 2.0
@@ -130,6 +133,17 @@ class CrossingResult:
     closed: bool
     expected: float
     operational_status: str = ""
+    opens_at_s: int = 0  # when closed at arrival: when the lanes open (the wait counts until then)
+
+
+@dataclass(frozen=True)
+class UncoveredStretch:
+    """A run of the route outside the layer's coverage."""
+
+    start_km: float
+    end_km: float
+    start: tuple[float, float]
+    end: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,8 @@ class RouteScore:
     cell_count: int
     queue_expected: float = 0.0
     border_version: str = ""
+    covered_fraction: float = 1.0
+    uncovered: tuple[UncoveredStretch, ...] = ()
 
 
 @dataclass
@@ -197,12 +213,13 @@ def score_route(
         expected_cells[row] += result.expected
     expected = float(expected_cells.sum())
     score = score_from_expected(expected)
+    inside = coverage.of_route(layer.coverage, chain.cells, chain.length_km)
     high = drive_rates >= rate_at_level("high")
     exposed_h = float((timeline.drive_h + timeline.dwell_h)[high].sum() + timeline.wait_h.sum())
     duration_h = float((timeline.drive_h + timeline.dwell_h + timeline.wait_h).sum())
     return RouteScore(
         score=score,
-        level=level_of_score(score),
+        level=NOT_COVERED if inside.mostly_outside else level_of_score(score),
         expected=expected,
         probability=float(-np.expm1(-expected)),
         distance_km=chain.total_km,
@@ -218,7 +235,24 @@ def score_route(
         cell_count=len(chain.cells),
         queue_expected=float(sum(c.expected for c in results)),
         border_version=border.version,
+        covered_fraction=inside.fraction,
+        uncovered=_uncovered(chain, query.path, along_km, inside),
     )
+
+
+def _uncovered(
+    chain: CellChain, path: RoutePath, along_km: np.ndarray, inside: coverage.RouteCoverage
+) -> tuple[UncoveredStretch, ...]:
+    """The uncovered runs of chain rows as stretches of the route (km and end points)."""
+    if not inside.stretches:
+        return ()
+    first = np.array([a for a, _ in inside.stretches])
+    last = np.array([b for _, b in inside.stretches])
+    start_km = chain.start_km[first]
+    end_km = chain.start_km[last] + chain.length_km[last]
+    ends = _points_at(path, along_km, np.concatenate([start_km, end_km]))
+    n = len(first)
+    return tuple(UncoveredStretch(float(start_km[k]), float(end_km[k]), ends[k], ends[n + k]) for k in range(n))
 
 
 def _chain_row(chain: CellChain, km: float) -> int:
@@ -325,6 +359,7 @@ def _crossing_results(
             closed=estimate.closed,
             expected=rate * estimate.minutes / 60.0,
             operational_status=estimate.operational_status,
+            opens_at_s=estimate.opens_at_s,
         )
 
 

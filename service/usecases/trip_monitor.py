@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 import h3.api.basic_int as h3i
@@ -49,6 +50,7 @@ from geodata.geometry import EARTH_RADIUS_KM, haversine_km, to_xyz
 from geodata.layers import RiskLayer
 from geodata.route import RoutePath
 from geodata.timezones import hour_of_week, utc_offset_seconds, zone_at
+from service.usecases.errors import ConflictError
 from service.usecases.scoring import LEVELS, level_of_rate, rate_at_level
 
 STOP_SPEED_KMH = 3.0
@@ -296,7 +298,8 @@ class TripState:
         wait = env.border.expected_wait(port, self.thresholds.lane, int(p.time_s), env.live_max_age_s)
         minutes = wait.minutes
         if wait.closed:
-            severity, state = "high", "commercial lanes CLOSED"
+            opens = f" until {_utc_text(wait.opens_at_s)}" if wait.opens_at_s else ""
+            severity, state = "high", f"commercial lanes CLOSED{opens} (expected wait {minutes:.0f} min)"
         else:
             severity = "moderate" if minutes >= 60 else "low"
             state = f"expected {self.thresholds.lane} wait {minutes:.0f} min ({wait.source})"
@@ -313,6 +316,11 @@ class TripState:
                 closed=wait.closed,
             )
         ]
+
+
+def _utc_text(epoch_s: int) -> str:
+    """``2025-03-12 13:00 UTC``: when a closed port opens, in an alert's message."""
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class _AlertExtras(TypedDict, total=False):
@@ -466,7 +474,7 @@ class TripSession:
     (resumed when it is there, in this replica or in the shared store) or, without a key, kept for
     this session only."""
 
-    MAX_ATTEMPTS = 5  # writes lost to another writer before this one gives up sharing the position
+    MAX_ATTEMPTS = 5  # writes lost to other writers before the position is refused as a conflict
 
     def __init__(self, store: TripStore, key: str | None) -> None:
         self._store = store
@@ -533,7 +541,12 @@ class TripSession:
             if record is None or theirs_s is None or theirs_s < ours_s or not self._restore(state, record, env):
                 self._restore(state, before, env)  # ours is further along (or theirs unreadable): write ours
             state.revision = revision
-        return duplicate, alerts
+        # every write lost: the state holds the last one read back, without this position, so its
+        # alerts were never recorded and must not be sent (the other writer may send them too)
+        raise ConflictError(
+            f"trip changed by other streams {self.MAX_ATTEMPTS} times while this position was applied;"
+            " nothing was recorded: send it again"
+        )
 
     def _pull(self, state: TripState, env: Environment) -> bool:
         """Take the shared state when it is newer than this replica's copy: whether it had the trip."""

@@ -388,7 +388,7 @@ def test_lanes_without_update_time():
     lanes_of(closed)["standard_lanes"].update(operational_status="Lanes Closed", delay_minutes="", lanes_open="")
     keyed = by_key(parse_bwt_json(json.dumps([closed]))[0])
     assert keyed["230404", "standard"] == WaitObservation(
-        "230404", "standard", None, utc(2022, 6, 29, 17, 25, 16), "Lanes Closed", 0, True
+        "230404", "standard", None, utc(2022, 6, 29, 17, 25, 16), "Lanes Closed", 0, True, "7 am-Midnight"
     )
     # no record time either: the feed's time from the other records
     del closed["time"]

@@ -125,3 +125,18 @@ def test_coordinates_at_their_limits(stub):
     with pytest.raises(grpc.RpcError):
         stub.ScoreRoute(line_request([(90.0000001, 0.0), (89.0, 0.0)]), timeout=30)
     SEEN["just past 90"] = "INVALID_ARGUMENT"
+
+
+def test_distance_to_an_arc_is_to_its_nearest_point_or_its_nearer_end():
+    from geodata.geometry import EARTH_RADIUS_KM, distance_to_arc_km, haversine_km
+
+    a, b = (20.0, -100.0), (22.0, -100.0)  # 222 km along a meridian
+    one_degree_east = (21.0, -100.0 + 1.0)
+    beyond_the_end = (23.0, -100.0)
+    got = distance_to_arc_km(
+        np.array([one_degree_east[0], beyond_the_end[0]]), np.array([one_degree_east[1], beyond_the_end[1]]), a, b
+    )
+    # off the meridian by the angle whose sine is cos(21°)·sin(1°): less than the 1° of longitude at 21° N
+    expected = np.arcsin(np.cos(np.radians(21.0)) * np.sin(np.radians(1.0))) * EARTH_RADIUS_KM
+    assert got[0] == pytest.approx(expected, rel=1e-9)
+    assert got[1] == pytest.approx(float(haversine_km(23.0, -100.0, 22.0, -100.0)), rel=1e-9)

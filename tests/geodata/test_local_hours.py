@@ -90,3 +90,35 @@ def test_the_cli_builds_the_same_layer_from_each_spelling(tmp_path, spelling: st
     reference = build_layer(utc, fit(utc).params, name="hours")
     assert np.array_equal(np.asarray(layer.cells), reference.cells)
     assert np.allclose(np.asarray(layer.intensity), reference.intensity, rtol=1e-6, atol=0)
+
+
+# near the Yucatán / Quintana Roo line the res-5 parents of a point's res-7 and res-8 cells lie in
+# different zones (H3 parents are not exact containers): America/Cancun (UTC−5, no DST) for the
+# res-7 cell, America/Merida (UTC−6) for the res-8 cell
+BORDER_POINT = (20.4989, -87.8233)
+
+
+def test_an_incident_takes_the_zone_of_its_cell_at_the_layers_resolution(tmp_path) -> None:
+    import h3.api.basic_int as h3i
+
+    from geodata.ingest import read_point_incidents
+    from geodata.timezones import local_hour_of_week
+
+    path = tmp_path / "border.csv"
+    path.write_text(
+        "id,occurred_at,latitude,longitude,type,violent,source\n"
+        f"b1,2024-01-10T12:30:00Z,{BORDER_POINT[0]},{BORDER_POINT[1]},hijacking,false,test\n",
+        encoding="utf-8",
+    )
+    now = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    utc = np.array([int(datetime(2024, 1, 10, 12, 30, tzinfo=UTC).timestamp())])
+    hours = {}
+    for resolution in (7, 8):
+        cell = np.array([h3i.latlng_to_cell(*BORDER_POINT, resolution)], dtype=np.uint64)
+        scored = local_hour_of_week(cell, utc)  # what a truck in that cell at that instant is scored at
+        read = read_incidents([path], resolution=resolution, now_s=now)[0].local_how
+        assert read.tolist() == scored.tolist(), resolution
+        assert read_point_incidents(path, resolution=resolution, now_s=now).local_how.tolist() == scored.tolist()
+        hours[resolution] = int(read[0])
+    # Wednesday 12:30Z is 07:30 in Cancún and 06:30 in Mérida: the resolution decides the hour
+    assert hours == {7: 2 * 24 + 7, 8: 2 * 24 + 6}

@@ -13,7 +13,10 @@ from routerisk.v1 import route_risk_service_pb2 as pb
 CBP = Path(__file__).resolve().parents[1] / "fixtures" / "cbp"
 FEED = CBP / "bwtnew-2022-06-29.json"
 NOON_CDT = datetime(2022, 6, 29, 17, 0, tzinfo=UTC)  # "At Noon CDT"
-BORDER = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
+# as the server loads it: the seed ports with their commercial hours
+BORDER = load_border_data(
+    seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON, port_hours_csv=seeds.PORT_HOURS_CSV
+)
 
 
 def via(port_number: str) -> list[tuple[float, float]]:

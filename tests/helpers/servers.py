@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+
+from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
+from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import RunningServer, load_data, start_server
 
@@ -12,3 +19,16 @@ def serving(**overrides) -> RunningServer:
     running = start_server(settings)
     load_data(running, settings)
     return running
+
+
+@contextmanager
+def with_stubs(
+    **overrides,
+) -> Iterator[tuple[RunningServer, pb_grpc.RouteRiskServiceStub, admin_grpc.RouteRiskAdminServiceStub]]:
+    """:func:`serving`, with a channel's scoring and admin stubs; stopped on leaving."""
+    running = serving(**overrides)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield running, pb_grpc.RouteRiskServiceStub(channel), admin_grpc.RouteRiskAdminServiceStub(channel)
+    finally:
+        running.stop(0)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import gpxpy.gpx
 import h3.api.basic_int as h3i
 import numpy as np
 
@@ -84,3 +86,17 @@ def _stays_high(layer, lat: float, lng: float, t: float, high: float) -> bool:
 def _detour_ok(route: RoutePath, lat: float, lng: float) -> bool:
     """Where shifting east puts the truck well off the route (the road may run east–west)."""
     return distance_to_route_km(route, lat, lng + DETOUR_DEG) > 3.0
+
+
+def write_track(path: Path) -> Path:
+    """The test track as a GPX file with times and no speeds (the server derives them)."""
+    track = build_track()
+    gpx = gpxpy.gpx.GPX()
+    segment = gpxpy.gpx.GPXTrackSegment()
+    for p in track.positions:
+        segment.points.append(gpxpy.gpx.GPXTrackPoint(p.lat, p.lng, time=datetime.fromtimestamp(p.time_s, UTC)))
+    gpx_track = gpxpy.gpx.GPXTrack()
+    gpx_track.segments.append(segment)
+    gpx.tracks.append(gpx_track)
+    path.write_text(gpx.to_xml())
+    return path

@@ -24,16 +24,13 @@ from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.geodata.cbp_seeded import parse_feed
 from tests.helpers.api import assert_invalid, line_request
 from tests.helpers.border import BORDER, CBP, FEED, NOON_CDT, laredo_waits, via
+from tests.helpers.servers import with_stubs
 
 
 @pytest.fixture(scope="module")
 def border_server_running():
-    settings = Settings(address="127.0.0.1:0")
-    running = start_server(settings)
-    load_data(running, settings)
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield running, pb_grpc.RouteRiskServiceStub(channel), admin_grpc.RouteRiskAdminServiceStub(channel)
-    running.stop(0)
+    with with_stubs() as servers:
+        yield servers
 
 
 @pytest.fixture()
@@ -114,8 +111,11 @@ def test_compare_routes_ranks_and_explains(border_server):
     balanced = stub.CompareRoutes(pb.CompareRoutesRequest(alternatives=alternatives), timeout=60)
     assert sorted(r.index for r in balanced.ranked) == [0, 1, 2]
     assert [r.rank for r in balanced.ranked] == [1, 2, 3]
+    # routes mostly outside the layer's coverage (most of this one in Texas) rank after the others
+    covered = [r.result.level != pb.RISK_LEVEL_NOT_COVERED for r in balanced.ranked]
+    assert covered == sorted(covered, reverse=True)
     costs = [r.cost for r in balanced.ranked]
-    assert costs == sorted(costs)
+    assert costs[: sum(covered)] == sorted(costs[: sum(covered)])
     assert balanced.recommended_index == balanced.ranked[0].index
     best = balanced.ranked[0].result
     assert best.reference == ("230404", "230403", "230502")[balanced.recommended_index]
@@ -124,8 +124,11 @@ def test_compare_routes_ranks_and_explains(border_server):
     durations = [r.result.duration.ToTimedelta() for r in by_time.ranked]
     assert durations == sorted(durations)
     by_risk = stub.CompareRoutes(pb.CompareRoutesRequest(alternatives=alternatives, risk_weight=1.0), timeout=60)
-    scores = [r.result.score for r in by_risk.ranked]
+    scores = [r.result.score for r in by_risk.ranked if r.result.level != pb.RISK_LEVEL_NOT_COVERED]
     assert scores == sorted(scores)
+    assert [r.result.level == pb.RISK_LEVEL_NOT_COVERED for r in by_risk.ranked][len(scores) :] == [True] * (
+        3 - len(scores)
+    )
 
 
 def test_compare_routes_errors(border_server):

@@ -316,5 +316,5 @@ def test_border_waits_are_shared_again_after_redis_lost_its_data(own_redis):
         own_redis.start()
         time.sleep(1.2)  # the breakers' pause, if any opened
         load_one(admin_a, "250602", 20)
-        assert own_redis.client().get(PREFIX + "border:rev")  # published into the emptied Redis
+        assert own_redis.client().get(PREFIX + "border:rev-v2")  # published into the emptied Redis
         wait_until(lambda: live(stub_b, "250602"), 5.0, "B has the reading published after the restart")

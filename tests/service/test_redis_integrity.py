@@ -116,9 +116,10 @@ def observation(port: str, wait: object, observed_at_s: object) -> bytes:
 
 def test_shared_observations_of_the_wrong_type_are_skipped_one_by_one(redis_url, prefix):  # noqa: F811
     client = redis.Redis.from_url(redis_url)
-    shared = SharedState(RedisCache(client, prefix))
+    signer = EntrySigner(b"a key of at least sixteen")
+    shared = SharedState(RedisCache(client, prefix, signer=signer))
     border = load_border_data(seeds.PORTS_CSV, seeds.BOUNDARY_GEOJSON, seeds.WAIT_PROFILES_JSON)
-    ports = [p.port_number for p in border.ports[:6]]
+    ports = [p.port_number for p in border.ports[:8]]
     now = int(time.time())
     entries = {
         f"{ports[0]}|good": observation(ports[0], 35.0, now - 60),
@@ -128,17 +129,36 @@ def test_shared_observations_of_the_wrong_type_are_skipped_one_by_one(redis_url,
         f"{ports[4]}|list": b"[1, 2, 3]",
         f"{ports[5]}|junk": b"\xff\xfe{",
     }
-    client.hset(prefix + "border:obs", mapping=entries)
-    client.set(prefix + "border:rev", b"r1")
-    before = counted("routerisk_shared_observations_skipped_total", "type")
-    unreadable = counted("routerisk_shared_observations_skipped_total", "unreadable")
+    obs_key = prefix + "border:obs-v2"
+    sealed = {field: signer.seal(f"{obs_key}|{field}", value) for field, value in entries.items()}
+    # a well-formed reading written without the seal, and one sealed by a writer without the key
+    sealed[f"{ports[6]}|plain"] = observation(ports[6], 5.0, now - 60)
+    sealed[f"{ports[7]}|forged"] = EntrySigner().seal(
+        f"{obs_key}|{ports[7]}|forged", observation(ports[7], 5.0, now - 60)
+    )
+    client.hset(obs_key, mapping=sealed)
+    client.set(prefix + "border:rev-v2", b"r1")
+    skipped = {r: counted("routerisk_shared_observations_skipped_total", r) for r in ("type", "unreadable", "seal")}
     update = shared.observations_since(None)
     assert update is not None
     revision, observations = update
     assert revision == "r1"
     assert [(o.port_number, o.wait_minutes) for o in observations] == [(ports[0], 35.0)]
-    assert counted("routerisk_shared_observations_skipped_total", "type") == before + 4
-    assert counted("routerisk_shared_observations_skipped_total", "unreadable") == unreadable + 1
+    assert counted("routerisk_shared_observations_skipped_total", "type") == skipped["type"] + 4
+    assert counted("routerisk_shared_observations_skipped_total", "unreadable") == skipped["unreadable"] + 1
+    assert counted("routerisk_shared_observations_skipped_total", "seal") == skipped["seal"] + 2
+
+
+def test_published_observations_are_sealed_and_read_back(redis_url, prefix):  # noqa: F811
+    client = redis.Redis.from_url(redis_url)
+    shared = SharedState(RedisCache(client, prefix))
+    now = int(time.time())
+    reading = WaitObservation(port_number="230502", lane="commercial_standard", wait_minutes=42.0, observed_at_s=now)
+    assert shared.publish_observations([reading])
+    raw = client.hget(prefix + "border:obs-v2", "230502|commercial_standard")
+    assert raw is not None and raw.startswith(EntrySigner.MAGIC)  # not plain JSON in Redis
+    update = shared.observations_since(None)
+    assert update is not None and update[1] == [reading]
 
 
 def test_a_bad_layer_named_by_the_shared_key_is_refused(redis_url, prefix, tmp_path):  # noqa: F811

@@ -664,11 +664,6 @@ def test_side_flips_less_than_5_km_apart_are_one_net_passage(score, layer, borde
     assert [c.direction for c in answer.crossings] == passages
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="geodata.border._port_at measures half the detour through the port, which for a long segment "
-    "is far below the distance to it: a 200 km segment crossing 40 km from a port is matched to it",
-)
 def test_a_long_crossing_segment_is_matched_like_the_same_line_drawn_densely(layer, border):
     lng = east_of(40.0)
     sparse = by_use_case(layer, border, [(BORDER_LAT - 0.9, lng), (BORDER_LAT + 0.9, lng)])
@@ -679,3 +674,24 @@ def test_a_long_crossing_segment_is_matched_like_the_same_line_drawn_densely(lay
     )
     assert dense.crossings == []
     assert sparse.crossings == dense.crossings
+
+
+def test_a_port_closed_at_arrival_holds_the_truck_until_it_opens_then_queues(score, layer):
+    """Commercial lanes 00:00–22:00: the truck reaches the line at ~22:07 (hour H), waits until
+    00:00, then queues the profile's 10 min of hour H + 2; the whole wait is queue exposure at the
+    hour of mid-queue (~23:08, H + 1), and driving resumes at H + 2 (R_DRIVE again)."""
+    from dataclasses import replace
+
+    from geodata.port_hours import weekly
+
+    closes_at_22 = replace(PORT, hours=weekly((0, 22 * 60), (0, 22 * 60), (0, 22 * 60), "hand made"))
+    border = replace(make_border(), ports=(closes_at_22,), version="border-known-closed")
+    answer = score(layer, border, ACROSS)
+    (passage,) = answer.crossings
+    midnight_s = (DEPART + timedelta(hours=2)).timestamp()
+    wait_minutes = (midnight_s - math.floor(passage.arrival_s)) / 60 + OTHER_WAIT_MINUTES
+    assert 120 < wait_minutes < 125
+    assert passage.wait_minutes == pytest.approx(wait_minutes, rel=REL)
+    queue = R_MID * wait_minutes / 60
+    assert passage.expected == pytest.approx(queue, rel=REL)
+    assert_totals(answer, R_DRIVE * T + queue, T + wait_minutes / 60)

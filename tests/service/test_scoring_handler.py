@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from geodata.route import RoutePath
@@ -44,9 +45,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     calls: list[int] = []
     original = convert.parse_route
 
-    def counted(route: pb.Route, max_points: int) -> RoutePath:
+    def counted(route: pb.Route, max_points: int, coverage: np.ndarray | None = None) -> RoutePath:
         calls.append(1)
-        return original(route, max_points)
+        return original(route, max_points, coverage)
 
     monkeypatch.setattr(convert, "parse_route", counted)
     yield calls
@@ -80,8 +81,8 @@ def test_without_a_cache_every_request_is_decoded(snapshot: Snapshot, parses: li
 
 
 def test_the_result_cache_key_is_the_documented_one(snapshot: Snapshot) -> None:
-    """The key answers are stored under (also in Redis, shared by replicas): version ``score-v2``
-    (sealed answers with the recent-activity fields; v1 keys are left to replicas of the version
+    """The key answers are stored under (also in Redis, shared by replicas): version ``score-v3``
+    (sealed answers with coverage and port hours; v2 keys are left to replicas of the version
     before), the request without its reference, departure at the start of its hour, defaults resolved."""
     settings = Settings(log_format="json")
     cache = InProcessCache(100)
@@ -97,7 +98,7 @@ def test_the_result_cache_key_is_the_documented_one(snapshot: Snapshot) -> None:
         live_max_age_s=int(settings.border_live_max_age_minutes * 60),
         crossing_match_km=settings.crossing_match_km,
     )
-    digest = hashlib.sha256(b"score-v2")
+    digest = hashlib.sha256(b"score-v3")
     digest.update(f"|{snapshot.layer.version}|-|{options}|".encode())
     digest.update(canonical.SerializeToString(deterministic=True))
     assert cache.get("score:" + digest.hexdigest()) is not None

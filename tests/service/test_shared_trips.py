@@ -12,7 +12,7 @@ import redis
 
 import seeds
 from geodata.border import load_border_data
-from service.store.redis_client import RedisCache, connect
+from service.store.redis_client import EntrySigner, RedisCache, connect
 from service.store.serving import build_seed_layer
 from service.store.trips import RedisTrips
 from service.usecases.trip_monitor import Acknowledgement, Environment, TripSession, TripStore
@@ -31,8 +31,8 @@ def env() -> Environment:
     return Environment(build_seed_layer(), border)
 
 
-def shared_trips(url: str, key_prefix: str) -> RedisTrips:
-    return RedisTrips(RedisCache(connect(url, timeout_s=1.0), key_prefix), ttl_s=600)
+def shared_trips(url: str, key_prefix: str, hmac_key: bytes | None = None) -> RedisTrips:
+    return RedisTrips(RedisCache(connect(url, timeout_s=1.0), key_prefix, signer=EntrySigner(hmac_key)), ttl_s=600)
 
 
 def feed(session: TripSession, track: Track, env: Environment, start: int, stop: int) -> list[Acknowledgement]:
@@ -87,8 +87,64 @@ def test_redis_unusable_trips_go_on_per_replica_logged_once(track, env, caplog):
 
 def test_an_unreadable_shared_trip_is_no_trip(redis_url, prefix, track, env):
     client = redis.Redis.from_url(redis_url)
-    client.hset(f"{prefix}trip:t/9", mapping={"rev": "4", "state": b"\xff not json"})
+    client.hset(f"{prefix}trip-v2:t/9", mapping={"rev": "4", "state": b"\xff not json"})
     client.close()
     session = TripSession(TripStore(shared=shared_trips(redis_url, prefix)), "t/9")
     acks = feed(session, track, env, 0, 3)
     assert not acks[0].resumed and [a.processed for a in acks] == [1, 2, 3]
+
+
+def test_a_shared_trip_not_sealed_with_the_key_is_no_trip(redis_url, prefix, track, env):
+    """A writer without ``ROUTERISK_CACHE_HMAC_KEY`` cannot plant a trip's state: the same record
+    re-sealed without the key (a checksum anyone can compute) is skipped, so the trip starts over
+    on that replica instead of taking the planted alert state."""
+    key = b"sixteen bytes or more"
+    first = feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix, key)), "t/5"), track, env, 0, 10)
+    assert [a.processed for a in first] == list(range(1, 11))
+    client = redis.Redis.from_url(redis_url)
+    name = f"{prefix}trip-v2:t/5"
+    state, _ = EntrySigner(key).open(f"{name}|state", client.hget(name, "state"))
+    assert state is not None  # what the replica wrote verifies with its key
+    client.hset(name, "state", EntrySigner().seal(f"{name}|state", state))  # same record, no key
+    client.close()
+    honest = TripSession(TripStore(shared=shared_trips(redis_url, prefix, key)), "t/5")
+    acks = feed(honest, track, env, 10, 12)
+    assert not acks[0].resumed and [a.processed for a in acks] == [1, 2]
+    # with the seal intact the trip resumes and its counts continue
+    feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix, key)), "t/6"), track, env, 0, 10)
+    resumed = feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix, key)), "t/6"), track, env, 10, 12)
+    assert resumed[0].resumed and [a.processed for a in resumed] == [11, 12]
+
+
+class _Contended(RedisTrips):
+    """A replica whose every write is beaten by another writer of the same trip: just before it
+    saves, a second replica (real Redis, real revision check) writes the trip's state again."""
+
+    def __init__(self, redis_cache: RedisCache, rival: RedisTrips) -> None:
+        super().__init__(redis_cache, ttl_s=600)
+        self.rival = rival
+        self.saves = 0
+
+    def save(self, key, record, revision):  # type: ignore[no-untyped-def]
+        held = self.rival.load(key)
+        assert held is not None
+        rival_revision, rival_record = held
+        assert self.rival.save(key, rival_record or record, rival_revision) == "saved"
+        self.saves += 1
+        return super().save(key, record, revision)
+
+
+def test_a_position_that_loses_every_write_is_refused_not_answered(redis_url, prefix, track, env):
+    """After ``MAX_ATTEMPTS`` lost writes the position is a ConflictError (gRPC ABORTED: send it
+    again), not alerts computed on a state nobody recorded; the trip's state stays the shared one."""
+    from service.usecases.errors import ConflictError
+
+    feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix)), "t/7"), track, env, 0, 5)
+    contended = _Contended(RedisCache(connect(redis_url, timeout_s=1.0), prefix), shared_trips(redis_url, prefix))
+    session = TripSession(TripStore(shared=contended), "t/7")
+    with pytest.raises(ConflictError, match="send it again"):
+        session.feed(track.positions[5], env)
+    assert contended.saves == TripSession.MAX_ATTEMPTS
+    # nothing of position 5 was recorded: a fresh session resumes at 5 processed and takes it
+    after = feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix)), "t/7"), track, env, 5, 6)
+    assert after[0].resumed and not after[0].duplicate and after[0].processed == 6

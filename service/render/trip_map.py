@@ -1,9 +1,10 @@
 """A trip's risk as a map: a self-contained HTML page (inline SVG) or a GeoJSON FeatureCollection.
 
-Pure rendering from plain data, no gRPC: the CLI (``service.cli.map``) gathers the data from a
-server. The page loads nothing (no tiles, no scripts, no fonts, no URL at all) so a dispatcher can
-mail it or open it on a truck-stop laptop without network; the price is that there is no base
-map: the route, its cells, hotspots and the border crossing are drawn on a plain background.
+Pure rendering from plain data, no gRPC: ``service.render.gather`` gathers the data, for the CLI
+(``service.cli.map``, from a server) and the HTTP port's dispatcher page (in the server). The page
+loads nothing (no tiles, no scripts, no fonts, no URL at all) so a dispatcher can mail it or open
+it on a truck-stop laptop without network; the price is that there is no base map: the route,
+its cells, hotspots and the border crossing are drawn on a plain background.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ LEVEL_COLOURS = {
     "critical": "#7b1fa2",
 }
 ROUTE_COLOUR = "#0d47a1"
+# stretches outside the layer's data coverage: the layer knows nothing there
+UNCOVERED_COLOUR = "#757575"
 # the smallest a cell may be drawn (its edge, in pixels); smaller cells are merged into parents
 MIN_CELL_EDGE_PX = 4.0
 
@@ -56,6 +59,7 @@ class MapCrossing:
     wait_minutes: float
     wait_source: str  # live, historical, default
     closed: bool = False
+    opens: str = ""  # when closed at arrival: when the lanes open (local at the port: "Wed 07:00 CDT")
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,23 @@ class TripMap:
     crossings: Sequence[MapCrossing] = ()
     facts: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (label, value) lines of the summary
     synthetic: bool = False
+    # stretches of the route outside the layer's data coverage, each as (lat, lng) points in order
+    uncovered: Sequence[Sequence[tuple[float, float]]] = ()
+    covered_fraction: float = 1.0
+
+
+def hours_text(seconds: float) -> str:
+    """'2 h 05 min'."""
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def wait_text(crossing: MapCrossing) -> str:
-    """'56 min (default)', or 'CLOSED'."""
-    return "CLOSED" if crossing.closed else f"{crossing.wait_minutes:.0f} min ({crossing.wait_source})"
+    """'56 min (default)', or 'CLOSED until Wed 12:00 UTC, 305 min'."""
+    if crossing.closed:
+        until = f" until {crossing.opens}" if crossing.opens else ""
+        return f"CLOSED{until}, {crossing.wait_minutes:.0f} min ({crossing.wait_source})"
+    return f"{crossing.wait_minutes:.0f} min ({crossing.wait_source})"
 
 
 # --------------------------------------------------------------------------- GeoJSON
@@ -92,8 +108,17 @@ def to_geojson(trip: TripMap) -> dict[str, Any]:
             score=trip.score,
             level=trip.level,
             synthetic=trip.synthetic,
+            covered_fraction=trip.covered_fraction,
         )
     ]
+    for stretch in trip.uncovered:
+        features.append(
+            _feature(
+                {"type": "LineString", "coordinates": [[lng, lat] for lat, lng in stretch]},
+                kind="uncovered",
+                note="outside the layer's data coverage",
+            )
+        )
     for c in trip.cells:
         ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(c.cell)]
         features.append(
@@ -221,6 +246,7 @@ def to_html(trip: TripMap, width: int = 620) -> str:
         f'<polyline class="route" points="{_route_points(frame, trip)}" fill="none" stroke="{ROUTE_COLOUR}" '
         'stroke-width="2" stroke-opacity="0.9" stroke-linejoin="round" stroke-linecap="round"/>'
     )
+    parts.extend(_uncovered(frame, trip))
     parts.extend(_ends(frame, trip))
     # the riskiest hotspot last, so it is drawn on top where markers overlap
     for rank, h in reversed(list(enumerate(trip.hotspots, start=1))):
@@ -268,6 +294,18 @@ def _route_points(frame: _Frame, trip: TripMap) -> str:
     return " ".join(out)
 
 
+def _uncovered(frame: _Frame, trip: TripMap) -> list[str]:
+    """Each stretch outside the data's coverage, dashed grey over the route."""
+    out = []
+    for stretch in trip.uncovered:
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (frame.xy(lat, lng) for lat, lng in stretch))
+        out.append(
+            f'<polyline class="uncovered" points="{points}" fill="none" stroke="{UNCOVERED_COLOUR}" stroke-width="5" '
+            'stroke-dasharray="6 4" stroke-linecap="round"><title>outside the layer\'s data coverage</title></polyline>'
+        )
+    return out
+
+
 def _ends(frame: _Frame, trip: TripMap) -> list[str]:
     (x0, y0), (x1, y1) = frame.xy(trip.lat[0], trip.lng[0]), frame.xy(trip.lat[-1], trip.lng[-1])
     return [
@@ -307,6 +345,11 @@ h1 { font-size: 20px; margin: 0 0 8px 0; }
 """
 
 
+def _score_text(trip: TripMap) -> str:
+    """``42.0 / 100``; ``n/a`` for a route mostly outside the data's coverage (0 would read as safe)."""
+    return "n/a" if trip.level == "not_covered" else f"{trip.score:.1f} / 100"
+
+
 def _page(trip: TripMap, svg: str, shown: Sequence[MapCell], cells: Sequence[MapCell]) -> str:
     e = html.escape
     facts = "".join(f"<tr><td>{e(label)}</td><td>{e(value)}</td></tr>" for label, value in trip.facts)
@@ -332,7 +375,7 @@ def _page(trip: TripMap, svg: str, shown: Sequence[MapCell], cells: Sequence[Map
 <style>{_STYLE}</style>
 </head>
 <body>
-<h1>{e(trip.title)}: {trip.score:.1f} / 100 <span class="badge" style="background:{colour}">{e(trip.level)}</span></h1>
+<h1>{e(trip.title)}: {_score_text(trip)} <span class="badge" style="background:{colour}">{e(trip.level)}</span></h1>
 <div class="layout">
 {svg}
 <div class="side">
@@ -344,6 +387,9 @@ def _page(trip: TripMap, svg: str, shown: Sequence[MapCell], cells: Sequence[Map
 <tr><td><svg width="30" height="12"><line x1="0" y1="6" x2="30" y2="6" stroke="{ROUTE_COLOUR}"
 stroke-width="3"/></svg></td>
 <td>route (open circle: start)</td></tr>
+<tr><td><svg width="30" height="12"><line x1="0" y1="6" x2="30" y2="6" stroke="{UNCOVERED_COLOUR}"
+stroke-width="5" stroke-dasharray="6 4"/></svg></td>
+<td>outside the layer's data coverage ({trip.covered_fraction:.0%} of the route inside)</td></tr>
 <tr><td><svg width="30" height="20"><circle cx="15" cy="10" r="8" fill="#212121"/></svg></td>
 <td>hotspot, numbered riskiest first</td></tr>
 <tr><td><svg width="30" height="20"><rect x="9" y="4" width="12" height="12" transform="rotate(45 15 10)"
