@@ -4,7 +4,6 @@ layer activation and live border waits reach both replicas."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -29,18 +28,12 @@ from tests.conftest import FIXTURES, free_port, routerisk_command, wait_serving
 from tests.geodata.cbp_seeded import parse_feed
 from tests.helpers.api import DEPARTURE, QUERETARO, line_request
 from tests.helpers.border import FEED, NOON_CDT, via
+from tests.helpers.servers import clean_env
 from tests.redis_fixtures import redis_url  # noqa: F401
 
 POINTS = FIXTURES / "ingest" / "points.csv"
 SWITCH_TIMEOUT_S = 5.0
 CELL = h3.latlng_to_cell(19.6, -99.2, 8)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any ROUTERISK_* setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERISK_")}
-    env.update(extra)
-    return env
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,6 +12,15 @@ from routerisk.v1 import route_risk_admin_service_pb2_grpc as admin_grpc
 from routerisk.v1 import route_risk_service_pb2_grpc as pb_grpc
 from service.config import Settings
 from service.grpc.server import RunningServer, load_data, start_server
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any ROUTERISK_* setting, plus ``extra``; the HTTP port off unless
+    ``extra`` sets it (its default, 8080, is one port for every server process on the machine)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERISK_")}
+    env["ROUTERISK_HTTP_ADDRESS"] = ""
+    env.update(extra)
+    return env
 
 
 def serving(**overrides) -> RunningServer:

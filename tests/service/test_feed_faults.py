@@ -6,7 +6,6 @@ answered, with the same answer as before the fault, and the live waits loaded be
 from __future__ import annotations
 
 import http.server
-import os
 import random
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from service.store.border_feed import FeedPoller, FeedStalledError
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.helpers.api import line_request
 from tests.helpers.border import FEED, laredo_waits, via
+from tests.helpers.servers import clean_env
 from tools.reliability.figures import record
 
 AT = datetime(2022, 6, 29, 17, 5, tzinfo=UTC)
@@ -249,8 +249,7 @@ def test_sigterm_during_a_stalled_poll_returns_promptly(trickle, tmp_path):
     url, handler = trickle
     handler.max_bytes = 10_000  # trickles for as long as anyone listens
     address = f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERISK_")}
-    env.update(ROUTERISK_BORDER_FEED_URL=url, ROUTERISK_GRACE_SECONDS="1", ROUTERISK_METRICS_ADDRESS="")
+    env = clean_env(ROUTERISK_BORDER_FEED_URL=url, ROUTERISK_GRACE_SECONDS="1", ROUTERISK_METRICS_ADDRESS="")
     with open(tmp_path / "serve.log", "wb") as log:
         process = subprocess.Popen([*routerisk_command(), "serve", "--address", address], stderr=log, env=env)
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import subprocess
 import threading
 import time
@@ -35,6 +34,7 @@ from service.store.cache import ResultCache
 from service.store.redis_client import CircuitBreaker, EntrySigner, RedisCache, connect
 from tests.conftest import free_port, routerisk_command, wait_serving
 from tests.helpers.api import DEPARTURE, QUERETARO, line_request
+from tests.helpers.servers import clean_env
 from tests.redis_fixtures import prefix, redis_url  # noqa: F401
 
 
@@ -424,8 +424,7 @@ def test_route_geometry_is_cached_in_redis(redis_url, prefix):
 
 def test_a_second_server_process_answers_from_the_shared_cache(redis_url, prefix, tmp_path):
     address = f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERISK_")}
-    env.update(ROUTERISK_REDIS_URL=redis_url, ROUTERISK_REDIS_PREFIX=prefix, ROUTERISK_LOG_FORMAT="json")
+    env = clean_env(ROUTERISK_REDIS_URL=redis_url, ROUTERISK_REDIS_PREFIX=prefix, ROUTERISK_LOG_FORMAT="json")
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([*routerisk_command(), "serve", "--address", address], stderr=log, env=env)
