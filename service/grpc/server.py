@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Coroutine
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -185,14 +185,23 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         else None,
     )
     limits = limits_for(settings)  # shared by both servers' calls and the HTTP port
-    if settings.server_kind == "threads":
-        running = _start_threads(settings, state, cache, trips, keys, limits)
-    else:
-        running = _start_aio(settings, state, cache, trips, keys, limits)
+    parts = Parts(settings, state, cache, trips, keys, limits)
+    running = _start_threads(parts) if settings.server_kind == "threads" else _start_aio(parts)
     running.http = start_http(settings, state, cache, trips, keys, limits)  # issue 17 hook
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running
+
+
+class Parts(NamedTuple):
+    """What either server is built from."""
+
+    settings: Settings
+    state: ServingState
+    cache: Cache
+    trips: TripStore
+    keys: list[ApiKey]
+    limits: LimitsInterceptor
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -226,16 +235,10 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     return options + [(name, value) for name, value in optional if value > 0]
 
 
-def _start_threads(
-    settings: Settings,
-    state: ServingState,
-    cache: Cache,
-    trips: TripStore,
-    keys: list[ApiKey],
-    limits: LimitsInterceptor,
-) -> RunningServer:
+def _start_threads(parts: Parts) -> RunningServer:
     """The thread-per-call server (``ROUTERISK_SERVER_KIND=threads``): each call holds a handler
     thread and a concurrency slot from its arrival, its request read or not."""
+    settings, state, cache, trips, keys, limits = parts
     limit = settings.max_concurrent_rpcs or settings.max_workers
     # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
     # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
@@ -250,16 +253,10 @@ def _start_threads(
     return RunningServer(server, health_servicer, state, port)
 
 
-def _start_aio(
-    settings: Settings,
-    state: ServingState,
-    cache: Cache,
-    trips: TripStore,
-    keys: list[ApiKey],
-    limits: LimitsInterceptor,
-) -> RunningServer:
+def _start_aio(parts: Parts) -> RunningServer:
     """The asyncio server (:mod:`service.grpc.aio_calls`): a call holds a thread only while its
     complete request is worked on, and a concurrency slot only then."""
+    settings, state, cache, trips, keys, limits = parts
     limit = settings.max_concurrent_rpcs or settings.max_workers
     # exactly one thread per concurrency slot: an admitted call never waits for a thread
     calls = futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="routerisk-call")
