@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import grpc
 import polyline as polyline_codec
@@ -74,12 +74,37 @@ def test_repeated_requests_get_exactly_the_computed_answer(stub, uncached_stub) 
             assert answer.reference == request.reference
 
 
+def a_minute_later(request: pb.ScoreRouteRequest, reference: str, shift: timedelta) -> pb.ScoreRouteRequest:
+    later = pb.ScoreRouteRequest()
+    later.CopyFrom(request)
+    later.reference = reference
+    later.departure_time.FromDatetime(request.departure_time.ToDatetime(UTC) + shift)
+    return later
+
+
 def test_a_request_with_another_reference_or_minute_shares_the_answer(stub) -> None:
-    first, later = variants()[:2]
+    first = variants()[3]  # Mexico City → Laredo: World Trade Bridge open when the truck reaches it
+    later = a_minute_later(first, "load-2", timedelta(minutes=41, seconds=7))
     stub.ScoreRoute(first, timeout=30)
     answer = stub.ScoreRoute(later, timeout=30)
+    assert not any(c.closed for c in answer.crossings)
     assert answer.cached and answer.reference == "load-2"
     assert answer.departure_time == later.departure_time  # times are the request's own
+
+
+def test_a_truck_held_at_a_closed_port_is_scored_at_its_own_minute_and_cached_there(stub) -> None:
+    """The bucket's answer cannot be shifted when the truck waits for the lanes to open (the
+    opening does not move with the departure): the later minute waits 17 min 3 s less, and that
+    answer is cached under its own departure (a minute no other test of this module asks for)."""
+    first = variants()[0]  # Tijuana, 21:00 PDT: Otay Mesa's commercial lanes are closed on arrival
+    later = a_minute_later(first, "load-3", timedelta(minutes=17, seconds=3))
+    held = stub.ScoreRoute(first, timeout=30)
+    answer = stub.ScoreRoute(later, timeout=30)
+    assert held.crossings[0].closed and answer.crossings[0].closed
+    assert answer.crossings[0].lanes_open_time == held.crossings[0].lanes_open_time
+    shorter = held.crossings[0].expected_wait_minutes - answer.crossings[0].expected_wait_minutes
+    assert shorter == pytest.approx(17 + 3 / 60, abs=0.01)
+    assert not answer.cached and stub.ScoreRoute(later, timeout=30).cached
 
 
 def _servicer() -> tuple[RouteRiskServicer, RunningServer]:
