@@ -505,14 +505,17 @@ SCENARIOS = [
         "",
         "Garbage, forged or mistyped entries in Redis",
         "garbage bytes and forged answers (raw, checksummed, sealed with another key) in a `score:*` key, "
-        "with and without `ROUTERISK_CACHE_HMAC_KEY`; shared border observations of the wrong type; bound: "
-        "a miss (`routerisk_cache_rejected_total`), overwritten, the right answer; observations skipped one "
-        "by one (`routerisk_shared_observations_skipped_total`). Without a key the seal is a checksum: it "
-        "stops corruption, not forgery",
+        "with and without `ROUTERISK_CACHE_HMAC_KEY`; shared border observations of the wrong type, unsealed "
+        "or sealed without the key; a MonitorTrip state re-sealed without the key; bound: a miss "
+        "(`routerisk_cache_rejected_total`), overwritten, the right answer; observations skipped one by one "
+        "(`routerisk_shared_observations_skipped_total`); a planted trip state is no state (the trip starts "
+        "over, no alert taken from it). Without a key the seal is a checksum: it stops corruption, not forgery",
         (
             "tests/service/test_redis_integrity.py::test_a_garbage_entry_is_a_miss_counted_and_overwritten",
             "tests/service/test_redis_integrity.py::test_a_forged_entry_is_not_served",
             "tests/service/test_redis_integrity.py::test_shared_observations_of_the_wrong_type_are_skipped_one_by_one",
+            "tests/service/test_redis_integrity.py::test_published_observations_are_sealed_and_read_back",
+            "tests/service/test_shared_trips.py::test_a_shared_trip_not_sealed_with_the_key_is_no_trip",
         ),
     ),
 ]
