@@ -185,9 +185,12 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
         else None,
     )
     limits = limits_for(settings)  # shared by both servers' calls and the HTTP port
-    parts = Parts(settings, state, cache, trips, keys, limits)
+    # the concurrency slots, global (the limits' own) and per tenant: one cap for both transports
+    limit = settings.max_concurrent_rpcs or settings.max_workers
+    slots = CallSlots(limit, settings.max_concurrent_rpcs_per_tenant, limits._slots)
+    parts = Parts(settings, state, cache, trips, keys, limits, slots)
     running = _start_threads(parts) if settings.server_kind == "threads" else _start_aio(parts)
-    running.http = start_http(settings, state, cache, trips, keys, limits)  # issue 17 hook
+    running.http = start_http(settings, state, cache, trips, keys, limits, slots)  # issue 17 hook
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running
@@ -202,6 +205,7 @@ class Parts(NamedTuple):
     trips: TripStore
     keys: list[ApiKey]
     limits: LimitsInterceptor
+    slots: CallSlots
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -238,7 +242,7 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
 def _start_threads(parts: Parts) -> RunningServer:
     """The thread-per-call server (``ROUTERISK_SERVER_KIND=threads``): each call holds a handler
     thread and a concurrency slot from its arrival, its request read or not."""
-    settings, state, cache, trips, keys, limits = parts
+    settings, state, cache, trips, keys, limits, _ = parts
     limit = settings.max_concurrent_rpcs or settings.max_workers
     # spare threads beyond the API limit: health checks and fast rejections never queue behind work;
     # trip streams (MonitorTrip) hold a thread each for as long as they are open, so they get their own
@@ -256,18 +260,16 @@ def _start_threads(parts: Parts) -> RunningServer:
 def _start_aio(parts: Parts) -> RunningServer:
     """The asyncio server (:mod:`service.grpc.aio_calls`): a call holds a thread only while its
     complete request is worked on, and a concurrency slot only then."""
-    settings, state, cache, trips, keys, limits = parts
-    limit = settings.max_concurrent_rpcs or settings.max_workers
+    settings, state, cache, trips, keys, limits, slots = parts
     # exactly one thread per concurrency slot: an admitted call never waits for a thread
-    calls = futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="routerisk-call")
+    calls = futures.ThreadPoolExecutor(max_workers=slots.count, thread_name_prefix="routerisk-call")
     # MonitorTrip's positions, one at a time per stream, and any synchronous handler gRPC meets
     spare = futures.ThreadPoolExecutor(max_workers=SPARE_THREADS, thread_name_prefix="routerisk-spare")
     handlers = service_handlers(state, settings, cache, trips, trip_pool=spare)
     interceptor = AsyncCallInterceptor(
         AuthInterceptor(keys),
         limits,
-        # the global slots are the limits' own, which the HTTP port takes too: one cap for both
-        CallSlots(limit, settings.max_concurrent_rpcs_per_tenant, limits._slots),
+        slots,
         calls,
         settings.request_read_timeout_seconds,
         handlers.memorised,

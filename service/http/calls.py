@@ -34,7 +34,7 @@ from prometheus_client import Counter, Histogram
 
 from service.grpc import request_log
 from service.grpc.auth import TENANT, AuthInterceptor, permission_for
-from service.grpc.limits import DEADLINE, LimitsInterceptor
+from service.grpc.limits import DEADLINE, CallSlots, LimitsInterceptor
 from service.grpc.metrics import DURATION_BUCKETS
 from service.grpc.request_log import _CALL, REQUEST_ID_KEY, CallInfo, request_id_from
 from service.http.errors import from_exception, grpc_name
@@ -148,8 +148,9 @@ class Runner:
     the deadline (the caller's ``connect-timeout-ms``, capped by the server's) that long loops
     check. Handler errors become Connect errors (:func:`service.http.errors.from_exception`)."""
 
-    def __init__(self, limits: LimitsInterceptor, threads: int) -> None:
+    def __init__(self, limits: LimitsInterceptor, slots: CallSlots, threads: int) -> None:
         self._limits = limits
+        self._slots = slots  # the gRPC server's: one global and per-tenant cap for both transports
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="routerisk-http")
 
     def close(self) -> None:
@@ -157,22 +158,21 @@ class Runner:
 
     async def run(self, handler: Callable[[], T], method: str, timeout_ms: float | None) -> T:
         """``handler`` on a thread under the limits; ``timeout_ms``: what remains of the caller's deadline."""
-        limits = self._limits
-        slots = limits._slots
-        if slots is not None and not slots.try_acquire():
-            raise ConnectError(Code.RESOURCE_EXHAUSTED, f"server busy ({limits._max} calls in flight); retry")
+        limits, slots, tenant = self._limits, self._slots, TENANT.get()
+        busy = slots.take(tenant)
+        if busy is not None:
+            raise ConnectError(Code.RESOURCE_EXHAUSTED, busy)
         try:
-            if limits._rate > 0 and not limits._bucket(TENANT.get()).take():
+            if limits._rate > 0 and not limits._bucket(tenant).take():
                 raise ConnectError(Code.RESOURCE_EXHAUSTED, f"rate limit of {limits._rate:g}/s exceeded; retry later")
             budget = limits._cap if timeout_ms is None else min(timeout_ms / 1000, limits._cap)
             deadline = time.monotonic() + budget
             future = self._pool.submit(contextvars.copy_context().run, _with_deadline, handler, deadline)
         except BaseException:
-            if slots is not None:
-                slots.release()
+            slots.give_back(tenant)
             raise
-        if slots is not None:  # given back when the handler ends, or when it is cancelled before it started
-            future.add_done_callback(lambda _done: slots.release())
+        # given back when the handler ends, or when it is cancelled before it started
+        future.add_done_callback(lambda _done: slots.give_back(tenant))
         return await _result(future, method)
 
 

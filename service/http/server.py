@@ -24,7 +24,7 @@ from routerisk.v1 import route_risk_service_connect as pb_connect
 from routerisk.v1 import route_risk_service_pb2 as pb
 from service.config import Settings
 from service.grpc.auth import ApiKey, AuthInterceptor
-from service.grpc.limits import LimitsInterceptor
+from service.grpc.limits import CallSlots, LimitsInterceptor
 from service.grpc.servicer import RouteRiskServicer
 from service.http.app import BodyLimits, HttpApp
 from service.http.calls import Authenticate, CallLog, Runner
@@ -96,13 +96,14 @@ def start_http(
     trips: TripStore,
     keys: list[ApiKey],
     limits: LimitsInterceptor,
+    slots: CallSlots,
 ) -> RunningHttp | None:
     """Serve the HTTP port on ``settings.http_address`` (None when it is empty: the port is off)."""
     if not settings.http_address:
         return None
     sock = _bind(settings.http_address, reuse_port=settings.workers > 1)
     threads = settings.max_concurrent_rpcs or settings.max_workers
-    runner = Runner(limits, threads)
+    runner = Runner(limits, slots, threads)
     app = build_app(settings, state, cache, trips, keys, runner)
     config = uvicorn.Config(
         app,

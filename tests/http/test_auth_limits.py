@@ -110,7 +110,7 @@ def test_the_concurrency_cap_is_shared_busy_is_429_over_http_and_resource_exhaus
     running = serving(http_address="127.0.0.1:0", max_concurrent_rpcs=1)
     try:
         assert running.http is not None
-        slots = running.http.runner._limits._slots  # the gRPC server's own slots, handed to the HTTP port
+        slots = running.http.runner._slots._slots  # the gRPC server's own slots, handed to the HTTP port
         assert slots is not None and slots.try_acquire()  # a call in flight, as far as the cap knows
         client = Connect(f"http://127.0.0.1:{running.http.port}")
         busy = client.call("ListBorderCrossings", {})
@@ -122,6 +122,35 @@ def test_the_concurrency_cap_is_shared_busy_is_429_over_http_and_resource_exhaus
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         slots.release()
         assert client.call("ListBorderCrossings", {}).status == 200  # and the slot freed serves again
+        client.client.close()
+    finally:
+        running.stop(0)
+
+
+def test_a_tenant_at_its_share_of_the_cap_is_429_over_http_and_other_tenants_are_served():
+    """The per-tenant share of the cap (``ROUTERISK_MAX_CONCURRENT_RPCS_PER_TENANT``) is the gRPC
+    server's own count: calls of one tenant held on either transport refuse that tenant's next
+    call on both, and another tenant is still served."""
+    running = serving(
+        http_address="127.0.0.1:0", api_keys=KEYS, max_concurrent_rpcs=4, max_concurrent_rpcs_per_tenant=1
+    )
+    try:
+        assert running.http is not None
+        slots = running.http.runner._slots
+        assert slots.take("acme") is None  # one call of tenant acme in flight, as far as the cap knows
+        client = Connect(f"http://127.0.0.1:{running.http.port}")
+        busy = client.call("ListBorderCrossings", {}, _key(SCORER))
+        assert (busy.status, busy.code) == (429, "resource_exhausted")
+        assert "this tenant" in busy.body["message"]
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RouteRiskServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ListBorderCrossings(pb.ListBorderCrossingsRequest(), metadata=bearer(SCORER), timeout=30)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            stub.ListBorderCrossings(pb.ListBorderCrossingsRequest(), metadata=bearer(READER), timeout=30)
+        assert client.call("ListBorderCrossings", {}, _key(READER)).status == 200  # tenant bravo
+        slots.give_back("acme")
+        assert client.call("ListBorderCrossings", {}, _key(SCORER)).status == 200
         client.client.close()
     finally:
         running.stop(0)
