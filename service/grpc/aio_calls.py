@@ -238,13 +238,18 @@ class AsyncCallInterceptor(grpc.aio.ServerInterceptor):
         if limited is not None:
             self._slots.give_back(tenant)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limited)
-        if behaviour.memorised is not None:
-            answer = behaviour.memorised(request)
-            if answer is not None:  # in memory already: answered here, without a thread
-                self._slots.give_back(tenant)
-                return answer
-        DEADLINE.set(time.monotonic() + self._limits.budget(context.time_remaining()))
-        return await self._run(behaviour.run, request, context, facade, lambda: self._slots.give_back(tenant))
+        try:
+            if behaviour.memorised is not None:
+                answer = behaviour.memorised(request)
+                if answer is not None:  # in memory already: answered here, without a thread
+                    self._slots.give_back(tenant)
+                    return answer
+            DEADLINE.set(time.monotonic() + self._limits.budget(context.time_remaining()))
+            work = self._submit(behaviour.run, request, facade, lambda: self._slots.give_back(tenant))
+        except BaseException:  # nothing reached a thread: the slot is given back here, not by one
+            self._slots.give_back(tenant)
+            raise
+        return await self._result(work, context)
 
     async def _run(
         self,
@@ -256,8 +261,17 @@ class AsyncCallInterceptor(grpc.aio.ServerInterceptor):
     ) -> Any:
         """``behaviour`` on a pool thread, in a copy of this call's context (tenant, deadline, log
         context); ``done`` runs when the thread is done (or the work was cancelled before it began)."""
+        return await self._result(self._submit(behaviour, request, facade, done), context)
+
+    def _submit(
+        self, behaviour: Callable[..., Any], request: Any, facade: ThreadContext, done: Callable[[], None]
+    ) -> Future[Any]:
+        """The work on a pool thread; ``done`` runs once it ends (or is cancelled before it began)."""
         work: Future[Any] = self._pool.submit(contextvars.copy_context().run, behaviour, request, facade)
         work.add_done_callback(lambda _work: done())
+        return work
+
+    async def _result(self, work: Future[Any], context: grpc.aio.ServicerContext) -> Any:
         try:
             return await asyncio.wrap_future(work)
         except Aborted as exc:

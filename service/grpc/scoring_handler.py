@@ -15,7 +15,7 @@ import hashlib
 import logging
 from dataclasses import replace
 
-from geodata.border import detect_crossings
+from geodata.border import BorderData, detect_crossings
 from geodata.cells import CellChain, chain_from_bytes, chain_to_bytes, route_to_cells
 from geodata.errors import InputError
 from geodata.route import RoutePath
@@ -178,10 +178,11 @@ class ScoreHandler:
         snapshot: Snapshot,
         now_s: int,
     ) -> pb.ScoreRouteResponse:
-        """The bucket's answer moved to the request's departure, unless the truck waits at a closed
-        port: the opening does not move with the departure, so shifting would misplace the wait by
-        the shift; that trip is scored at its exact departure instead, cached under that departure."""
-        if not shift_s or not any(c.closed for c in response.crossings):
+        """The bucket's answer moved to the request's departure, unless the truck waits at closed
+        lanes at the bucket's arrival or at its own: the opening does not move with the departure,
+        so shifting would misplace the wait; that trip is scored at its exact departure instead,
+        and cached under that departure."""
+        if not shift_s or not _held_at_a_port(response, shift_s, snapshot.border):
             return _finish(response, cached, request, shift_s)
         exact = convert.score_identity(
             request, now_s=now_s, default_speed_kmh=self._settings.default_speed_kmh, bucket_s=0
@@ -190,7 +191,11 @@ class ScoreHandler:
 
         def compute() -> bytes:
             query = self._parse(request, snapshot, now_s)
-            result = score_route(query, snapshot.layer, snapshot.border, self._options)
+            chain = self._chain(exact.route, query.path, snapshot.layer.resolution)
+            crossings = detect_crossings(query.path, snapshot.border, self._options.crossing_match_km)
+            result = score_route(
+                query, snapshot.layer, snapshot.border, self._options, chain=chain, crossings=crossings
+            )
             return convert.score_response(result).SerializeToString()
 
         data, hit = self._results.get_or_compute(key, compute)
@@ -260,3 +265,19 @@ def _finish(
     convert.shift_times(response, shift_s)
     response.reference = request.reference
     return response
+
+
+def _held_at_a_port(response: pb.ScoreRouteResponse, shift_s: int, border: BorderData) -> bool:
+    """Whether the truck meets closed commercial lanes at a northbound crossing: at the bucket's
+    arrival (the answer says so), or at its own arrival, ``shift_s`` later (a port that closes
+    in between: the bucket's answer would show an open port and a normal wait)."""
+    for crossing in response.crossings:
+        if crossing.closed:
+            return True
+        port = border.port(crossing.port_number)
+        if port is None or crossing.direction != pb.CROSSING_DIRECTION_NORTHBOUND:
+            continue
+        arrival_s = crossing.arrival_time.seconds + shift_s
+        if port.hours.opens_at(port.time_zone, arrival_s) > arrival_s:
+            return True
+    return False

@@ -188,7 +188,7 @@ class HttpApp:
         authorization = headers.get(b"authorization", b"").decode("latin-1")
 
         async def work() -> str:
-            return await self._drawer.draw(await guard.body(), authorization)
+            return await self._drawer.draw(guard.body, authorization)
 
         try:
             page = await logged("DispatcherMap", work)

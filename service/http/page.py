@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,11 @@ class MapDrawer:
         self._runner = runner
         self._max_points = max_points
 
-    async def draw(self, body: bytes, authorization: str) -> str:
-        """The map's page; raises :class:`ConnectError` (a bad request, no key, the limits)."""
+    async def draw(self, body: Callable[[], Awaitable[bytes]], authorization: str) -> str:
+        """The map's page; raises :class:`ConnectError` (a bad request, no key, the limits). The key
+        is checked before ``body`` is read: a caller without one cannot make the server buffer it."""
         tenant = self._tenant(authorization)
-        request = StrictJSONCodec().decode(body, pb.ScoreRouteRequest)
+        request = StrictJSONCodec().decode(await body(), pb.ScoreRouteRequest)
         token = TENANT.set(tenant)
         try:
             return await self._runner.run(partial(self._trip_page, request), "DispatcherMap", None)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # KEYS: the trip's hash, its route key ('' when none); ARGV: expected revision, record JSON, TTL in ms
 _SAVE_IF_REVISION = """
-local held = tonumber(redis.call('hget', KEYS[1], 'rev') or '0')
+local held = tonumber(redis.call('hget', KEYS[1], 'rev') or '0') or 0
 if held ~= tonumber(ARGV[1]) then return 0 end
 redis.call('hset', KEYS[1], 'rev', held + 1, 'state', ARGV[2])
 redis.call('pexpire', KEYS[1], ARGV[3])
@@ -100,9 +100,14 @@ class RedisTrips:
         if revision is None or sealed is None:
             return 0, None
         full_key = self._trip_key(key)
-        state = self._open(f"{full_key}|state", sealed, "state")
+        if not revision.isdigit():  # the revision check in Redis could never pass: no usable trip
+            log.warning("shared trip with an unreadable revision skipped")
+            return 0, None
+        # the seal covers the revision the state was written as: an older state of the same trip
+        # written back (its alerts not yet announced) does not verify under the revision held now
+        state = self._open(f"{full_key}|state|{int(revision)}", sealed, "state")
         if state is None:
-            return int(revision) if revision.isdigit() else 0, None
+            return int(revision), None
         try:
             record = json.loads(state)
             if not isinstance(record, dict):
@@ -110,12 +115,13 @@ class RedisTrips:
             return int(revision), record
         except ValueError as exc:
             log.warning("unreadable shared trip state skipped", extra={"error": str(exc)[:200]})
-            return int(revision) if revision.isdigit() else 0, None
+            return int(revision), None
 
     def save(self, key: str, record: dict[str, Any], revision: int) -> Literal["saved", "conflict", "unavailable"]:
         route_id = record.get("route_id")
         keys = [self._trip_key(key), self._route_key(route_id) if route_id else ""]
-        state = self._signer.seal(f"{keys[0]}|state", json.dumps(record, separators=(",", ":")).encode())
+        sealed_as = f"{keys[0]}|state|{revision + 1}"  # the revision the script writes it as
+        state = self._signer.seal(sealed_as, json.dumps(record, separators=(",", ":")).encode())
         args: list[bytes | int] = [revision, state, self._ttl_ms]
         written = self._call("trip-save", lambda: int(self._save(keys=keys, args=args)))
         if written is _UNUSABLE:

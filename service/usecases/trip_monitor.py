@@ -517,6 +517,7 @@ class TripSession:
         shared, key = self._shared, self._key
         for _ in range(self.MAX_ATTEMPTS):
             before = state.to_record() if shared is not None else None
+            before_route = state.route  # kept with the record: restoring must not need Redis for it
             if route is not None:
                 state.set_route(route, env.border)
             if thresholds is not None:
@@ -539,7 +540,7 @@ class TripSession:
             ours_s = _last_time(before) or float("-inf")
             theirs_s = _last_time(record)
             if record is None or theirs_s is None or theirs_s < ours_s or not self._restore(state, record, env):
-                self._restore(state, before, env)  # ours is further along (or theirs unreadable): write ours
+                state.restore(before, before_route, env.border)  # ours is further along (or theirs unreadable)
             state.revision = revision
         # every write lost: the state holds the last one read back, without this position, so its
         # alerts were never recorded and must not be sent (the other writer may send them too)

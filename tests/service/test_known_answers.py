@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import polyline as polyline_codec
@@ -151,3 +151,21 @@ def test_a_new_layer_is_never_answered_from_the_old_one() -> None:
         assert new.score != old.score
     finally:
         running.stop(0)
+
+
+def test_a_port_that_closes_between_the_bucket_and_the_departure_is_not_shifted_open(stub, uncached_stub) -> None:
+    """Otay Mesa's commercial lanes close at 20:00 PDT. Leaving Tijuana at 19:55 PDT, the start of
+    the hour (19:00) reaches the port while it is open, the truck itself after it closed: the answer
+    is the exact departure's (closed, waiting for the 06:00 opening), not the hour's shifted."""
+    request = pb.ScoreRouteRequest()
+    request.CopyFrom(variants()[0])
+    request.departure_time.FromDatetime(datetime(2025, 3, 13, 2, 55, tzinfo=UTC))  # Wed 19:55 PDT: at the port 20:04
+    on_the_hour = pb.ScoreRouteRequest()
+    on_the_hour.CopyFrom(request)
+    on_the_hour.departure_time.FromDatetime(datetime(2025, 3, 13, 2, 0, tzinfo=UTC))
+    assert not stub.ScoreRoute(on_the_hour, timeout=30).crossings[0].closed  # the bucket's own answer: open
+    answer = stub.ScoreRoute(request, timeout=30)
+    assert answer.crossings[0].closed
+    opens = answer.crossings[0].lanes_open_time.ToDatetime(UTC)
+    assert opens == datetime(2025, 3, 13, 13, 0, tzinfo=UTC)  # Thursday 06:00 PDT
+    assert without_cached(answer) == uncached_stub.ScoreRoute(request, timeout=30)

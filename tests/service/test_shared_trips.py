@@ -103,9 +103,10 @@ def test_a_shared_trip_not_sealed_with_the_key_is_no_trip(redis_url, prefix, tra
     assert [a.processed for a in first] == list(range(1, 11))
     client = redis.Redis.from_url(redis_url)
     name = f"{prefix}trip-v2:t/5"
-    state, _ = EntrySigner(key).open(f"{name}|state", client.hget(name, "state"))
+    sealed_as = f"{name}|state|{int(client.hget(name, 'rev'))}"
+    state, _ = EntrySigner(key).open(sealed_as, client.hget(name, "state"))
     assert state is not None  # what the replica wrote verifies with its key
-    client.hset(name, "state", EntrySigner().seal(f"{name}|state", state))  # same record, no key
+    client.hset(name, "state", EntrySigner().seal(sealed_as, state))  # same record, no key
     client.close()
     honest = TripSession(TripStore(shared=shared_trips(redis_url, prefix, key)), "t/5")
     acks = feed(honest, track, env, 10, 12)
@@ -148,3 +149,28 @@ def test_a_position_that_loses_every_write_is_refused_not_answered(redis_url, pr
     # nothing of position 5 was recorded: a fresh session resumes at 5 processed and takes it
     after = feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix)), "t/7"), track, env, 5, 6)
     assert after[0].resumed and not after[0].duplicate and after[0].processed == 6
+
+
+def test_an_older_state_of_the_same_trip_written_back_is_no_trip(redis_url, prefix, track, env):
+    """The seal covers the revision: a state captured earlier (its later alerts not yet announced)
+    and written back over the newer one does not verify, so no alert is sent a second time."""
+    store = TripStore(shared=shared_trips(redis_url, prefix))
+    session = TripSession(store, "t/8")
+    feed(session, track, env, 0, 10)
+    client = redis.Redis.from_url(redis_url)
+    name = f"{prefix}trip-v2:t/8"
+    old_state = client.hget(name, "state")
+    feed(session, track, env, 10, 15)
+    client.hset(name, "state", old_state)  # the bytes of revision 10, under revision 15
+    client.close()
+    replayed = feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix)), "t/8"), track, env, 15, 16)
+    assert not replayed[0].resumed and replayed[0].processed == 1
+
+
+def test_a_trip_with_a_garbage_revision_starts_over_and_is_written_again(redis_url, prefix, track, env):
+    client = redis.Redis.from_url(redis_url)
+    client.hset(f"{prefix}trip-v2:t/10", mapping={"rev": "not a number", "state": b"x"})
+    acks = feed(TripSession(TripStore(shared=shared_trips(redis_url, prefix)), "t/10"), track, env, 0, 3)
+    assert [a.processed for a in acks] == [1, 2, 3]
+    assert client.hget(f"{prefix}trip-v2:t/10", "rev") == b"3"  # the garbage revision was overwritten
+    client.close()
