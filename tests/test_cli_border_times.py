@@ -93,3 +93,14 @@ def test_map_facts_are_local_at_origin_and_destination(address, tmp_path):
     result = run_cli("map", route, "--out", str(out), "--departure", "2026-06-10T14:00:00", "--server", address)
     assert result.returncode == 0, result.stderr
     assert "2026-06-10 14:00 PDT" in out.read_text()
+
+
+def test_avoid_refuses_a_wall_time_for_a_box_that_spans_clocks(address):
+    """Tijuana (PDT, UTC-7 in June) and Chihuahua (CST, UTC-6) keep other clocks: a wall time for
+    a box over both is refused, not read at the centre."""
+    spans = run_cli("avoid", "--bbox", "-117.2,28,-106,32.6", "--time", "2026-06-10T22:00:00", "--server", address)
+    assert spans.returncode == 2 and "spans clocks" in spans.stderr, spans.stderr
+    given = run_cli(
+        "avoid", "--bbox", "-117.2,28,-106,32.6", "--time", "2026-06-10T22:00:00-07:00", "--server", address
+    )
+    assert given.returncode == 0, given.stderr

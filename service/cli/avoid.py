@@ -7,6 +7,7 @@ goes to stdout or ``--out``; how much of the engine's limit it uses goes to stde
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, cast
@@ -79,6 +80,8 @@ def avoid(
         bounds = request.bounds
         centre = zone_here((bounds.south + bounds.north) / 2, (bounds.west + bounds.east) / 2)
         read = read_time(at, "--time", centre, "the centre of the box")
+        if read.note is not None:
+            _one_clock(bounds, read.utc, at)
         say([read.note])
         request.time.FromDatetime(read.utc)
     with channel_to(server) as channel:
@@ -89,6 +92,22 @@ def avoid(
     else:
         out.write_text(text, encoding="utf-8")
     print(_summary(response, output_format), file=sys.stderr)
+
+
+def _one_clock(bounds: pb.BoundingBox, instant: datetime, text: str) -> None:
+    """A wall time is one instant only where the box keeps one clock: a box whose corners are in
+    zones with other offsets at that instant (Baja California and Sonora, say) is refused instead
+    of guessing which clock was meant."""
+    corners = [(lat, lng) for lat in (bounds.south, bounds.north) for lng in (bounds.west, bounds.east)]
+    # a corner at sea has a zone by longitude only (Etc/GMT+N): no one's clock, not counted
+    zones = {z for z in (zone_here(lat, lng) for lat, lng in corners) if not z.key.startswith("Etc/")}
+    offsets = {instant.astimezone(zone).utcoffset() for zone in zones}
+    if len(offsets) > 1:
+        names = ", ".join(sorted(zone.key for zone in zones))
+        raise CliError(
+            f"--time {text!r} has no offset and the box spans clocks ({names}): give one, e.g. {text}-06:00",
+            EXIT_BAD_INPUT,
+        )
 
 
 def _summary(response: pb.ExportAvoidAreasResponse, output_format: AvoidFormat) -> str:
