@@ -190,7 +190,11 @@ def start_server(settings: Settings, state: ServingState | None = None) -> Runni
     slots = CallSlots(limit, settings.max_concurrent_rpcs_per_tenant, limits._slots)
     parts = Parts(settings, state, cache, trips, keys, limits, slots)
     running = _start_threads(parts) if settings.server_kind == "threads" else _start_aio(parts)
-    running.http = start_http(settings, state, cache, trips, keys, limits, slots)  # issue 17 hook
+    try:
+        running.http = start_http(settings, state, cache, trips, keys, limits, slots)  # issue 17 hook
+    except BaseException:  # the HTTP port cannot open (in use, say): no gRPC server left running
+        running.stop(0, graceful=False)
+        raise
     metrics.watch_state(state)  # layer and border gauges are read from the snapshot at scrape time
     running.set_serving(False)
     return running

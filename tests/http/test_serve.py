@@ -38,3 +38,26 @@ def test_serve_answers_on_both_ports_and_stops_cleanly(tmp_path):
     assert [(c["method"], c["code"]) for c in calls] == [("ScoreRoute", "OK")]
     assert any(line["message"] == "http listening" for line in lines)
     assert "20.4" not in log_path.read_text() and "-100.2" not in log_path.read_text()
+
+
+def test_an_http_port_that_cannot_open_leaves_no_grpc_server_running():
+    """The HTTP port taken by another process: the start fails whole, the gRPC port is closed again
+    (not a half-started server listening with nothing to stop it)."""
+    import socket
+
+    import pytest
+
+    from service.config import Settings
+    from service.grpc.server import start_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        grpc_port = free_port()
+        settings = Settings(
+            address=f"127.0.0.1:{grpc_port}", http_address=f"127.0.0.1:{taken.getsockname()[1]}", log_format="json"
+        )
+        with pytest.raises(OSError):
+            start_server(settings)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", grpc_port)) != 0  # nothing listens on the gRPC port
