@@ -267,9 +267,14 @@ def _start_aio(parts: Parts) -> RunningServer:
     settings, state, cache, trips, keys, limits, slots = parts
     # exactly one thread per concurrency slot: an admitted call never waits for a thread
     calls = futures.ThreadPoolExecutor(max_workers=slots.count, thread_name_prefix="routerisk-call")
-    # MonitorTrip's positions, one at a time per stream, and any synchronous handler gRPC meets
+    # any synchronous handler gRPC meets (health, reflection)
     spare = futures.ThreadPoolExecutor(max_workers=SPARE_THREADS, thread_name_prefix="routerisk-spare")
-    handlers = service_handlers(state, settings, cache, trips, trip_pool=spare)
+    # MonitorTrip's positions, one at a time per stream: a thread per open stream at most, so one
+    # stream's Redis round trip never holds up the positions of the others
+    trip_pool = futures.ThreadPoolExecutor(
+        max_workers=max(settings.max_trip_streams, SPARE_THREADS), thread_name_prefix="routerisk-trip"
+    )
+    handlers = service_handlers(state, settings, cache, trips, trip_pool=trip_pool)
     interceptor = AsyncCallInterceptor(
         AuthInterceptor(keys),
         limits,
@@ -287,7 +292,7 @@ def _start_aio(parts: Parts) -> RunningServer:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         port = _bind_open(server, settings)
         await server.start()
-        return RunningServer(server, health_servicer, state, port, loop=loop, pools=(calls, spare))
+        return RunningServer(server, health_servicer, state, port, loop=loop, pools=(calls, spare, trip_pool))
 
     try:
         return loop.call(start)
