@@ -5,6 +5,9 @@ Both import the server's modules only when they run, so other commands start wit
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +32,25 @@ def serve(
 
     given = (("address", address), ("layer_dir", layer_dir), ("workers", workers))
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
-    raise typer.Exit(serve_workers(Settings(**overrides)))
+    _exit_drained(serve_workers(Settings(**overrides)))
+
+
+def _exit_drained(code: int) -> None:
+    """End the process once the server has drained, without interpreter finalization.
+
+    Under load, finalizing the interpreter while gRPC core's and the pools' threads wind down has
+    aborted the process after a clean drain (SIGABRT, once ``malloc(): unaligned tcache chunk
+    detected``, on both the thread and the asyncio server), turning exit 0 into a crash that
+    Kubernetes counts as a failure. Everything that matters is done by then (calls answered, ports
+    closed, "stopped" logged); spans are sent and the streams flushed here, then the process ends.
+    """
+    from service.grpc.tracing import shutdown_tracing
+
+    shutdown_tracing()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def new_key(

@@ -48,3 +48,17 @@ def configure_tracing(aio: bool = False) -> bool:
     (GrpcAioInstrumentorServer() if aio else GrpcInstrumentorServer()).instrument()
     log.info("tracing on", extra={"service_name": name})
     return True
+
+
+def shutdown_tracing() -> None:
+    """Send the spans still buffered (the batch processor's): called once the server has drained,
+    before the process exits without running interpreter finalization."""
+    if not tracing_requested():
+        return
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return
+    shutdown = getattr(trace.get_tracer_provider(), "shutdown", None)
+    if shutdown is not None:
+        shutdown()
