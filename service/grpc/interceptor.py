@@ -128,13 +128,10 @@ class _Call:
             return self._behaviour(request, context)
         try:
             limits = self._method.owner.limits
-            if limits._rate > 0 and not limits._bucket(TENANT.get()).take():
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {limits._rate:g}/s exceeded; retry later"
-                )
-            remaining = context.time_remaining()
-            budget = limits._cap if remaining is None else min(remaining, limits._cap)
-            token = DEADLINE.set(time.monotonic() + budget)
+            limited = limits.rate_refusal(TENANT.get())
+            if limited is not None:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limited)
+            token = DEADLINE.set(time.monotonic() + limits.budget(context.time_remaining()))
             try:
                 return self._behaviour(request, context)
             finally:

@@ -149,14 +149,10 @@ class LimitsInterceptor(grpc.ServerInterceptor):
 
         def limited(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                tenant = TENANT.get()
-                if self._rate > 0 and not self._bucket(tenant).take():
-                    context.abort(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self._rate:g}/s exceeded; retry later"
-                    )
-                remaining = context.time_remaining()
-                budget = self._cap if remaining is None else min(remaining, self._cap)
-                token = DEADLINE.set(time.monotonic() + budget)
+                limited = self.rate_refusal(TENANT.get())
+                if limited is not None:
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limited)
+                token = DEADLINE.set(time.monotonic() + self.budget(context.time_remaining()))
                 try:
                     return behaviour(request, context)
                 finally:

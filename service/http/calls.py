@@ -163,10 +163,10 @@ class Runner:
         if busy is not None:
             raise ConnectError(Code.RESOURCE_EXHAUSTED, busy)
         try:
-            if limits._rate > 0 and not limits._bucket(tenant).take():
-                raise ConnectError(Code.RESOURCE_EXHAUSTED, f"rate limit of {limits._rate:g}/s exceeded; retry later")
-            budget = limits._cap if timeout_ms is None else min(timeout_ms / 1000, limits._cap)
-            deadline = time.monotonic() + budget
+            limited = limits.rate_refusal(tenant)
+            if limited is not None:
+                raise ConnectError(Code.RESOURCE_EXHAUSTED, limited)
+            deadline = time.monotonic() + limits.budget(None if timeout_ms is None else timeout_ms / 1000)
             future = self._pool.submit(contextvars.copy_context().run, _with_deadline, handler, deadline)
         except BaseException:
             slots.give_back(tenant)
